@@ -1,0 +1,27 @@
+/* lower/lower.h: Schedule -> LoopIR, as an ordered list of passes.
+ *
+ * lower_schedule() runs the passes of lower.c in order; each is a function
+ * LFunc -> new LFunc that never changes its input.  In debug and test
+ * builds (KILN_VERIFY defined, or env KILN_VERIFY=1) the verifier runs
+ * after every pass.  Env KILN_PRINT_AFTER=pass prints the IR after it. */
+#ifndef KILN_LOWER_H
+#define KILN_LOWER_H
+
+#include "ir/ir.h"
+
+/* Pass names in order, NULL-terminated: "build", "inline", "init",
+ * "guards", "simplify", "flatten". */
+extern const char *const lower_pass_names[];
+
+/* Lowers s into an LFunc allocated in `a`.  stop_after: NULL to run every
+ * pass, else the name of the last pass to run (an unknown name is an
+ * error listing the valid ones). */
+int lower_schedule(const Schedule *s, Arena *a, const char *stop_after, LFunc **out,
+                   kiln_error *e);
+
+/* Structural checks: every var used is bound by an enclosing loop, buffer
+ * indices in range, index counts match (1 when flat), vectorized loops
+ * hold no loops, types agree.  Internal errors (KILN_ECODEGEN). */
+int lower_verify(const LFunc *f, kiln_error *e);
+
+#endif
