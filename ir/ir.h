@@ -279,6 +279,12 @@ int sched_inline(Schedule *s, int stmt, kiln_error *e);
 /* A reasonable schedule when the user gives none. */
 Schedule *sched_default(const Program *p);
 
+/* A random valid schedule (split/fuse/reorder/annotations/inline drawn
+ * with probabilities), for tests and the random search.  *rng is the
+ * explicit random state (xorshift64*, nonzero). */
+Schedule *sched_random(const Program *p, uint64_t *rng);
+uint64_t ir_rand(uint64_t *rng); /* next 64 random bits */
+
 /* Schedule text (trace form).  Parsing applies the primitives to s;
  * errors point at file:line:col of the text. */
 int sched_apply_text(Schedule *s, const char *text, const char *filename, kiln_error *e);

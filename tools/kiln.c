@@ -1,0 +1,251 @@
+/* tools/kiln.c: the `kiln` command-line program.  Thin: parses flags and
+ * calls the public API (include/kiln/kiln.h) and nothing else.
+ *
+ * Exit status: 0 on success (for `run`: only when the result verified),
+ * 1 on an error in the input or a failed verification, 2 on bad usage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/kiln.h"
+
+static const char usage[] =
+    "usage:\n"
+    "  kiln run FILE.yaml [--schedule TRACE] [--threads T] [--json]\n"
+    "                     [--min-time MS] [--repeats N] [--seed S]\n"
+    "  kiln compile FILE.yaml [--schedule TRACE] -o OUT.o   (also writes OUT.h)\n"
+    "  kiln show FILE.yaml [--schedule TRACE] [--after PASS | --llvm | --llvm-opt | --asm]\n"
+    "\n"
+    "Without --schedule, kiln uses its default schedule.\n"
+    "`kiln show` without a view prints the schedule as text.\n";
+
+typedef struct Opts {
+    const char *cmd, *file, *schedule, *out, *after;
+    const char *view; /* for show: "schedule", "llvm", "llvm-opt", "asm", or a pass */
+    int threads;      /* -1: not given */
+    int json, repeats;
+    double min_time;
+    unsigned seed;
+} Opts;
+
+/* Prints "kiln: <before><arg><after>" and the usage; returns 2. */
+static int usage_error(const char *before, const char *arg, const char *after)
+{
+    fprintf(stderr, "kiln: %s%s%s\n%s", before, arg, after, usage);
+    return 2;
+}
+
+static int report(const kiln_error *e)
+{
+    char buf[1024];
+    fprintf(stderr, "%s\n", kiln_error_format(e, buf, sizeof buf));
+    return 1;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, Opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->threads = -1;
+    o->view = "schedule";
+    o->seed = 1;
+    if (argc < 2)
+        return usage_error("", "no command given", "");
+    o->cmd = argv[1];
+    if (!strcmp(o->cmd, "-h") || !strcmp(o->cmd, "--help") || !strcmp(o->cmd, "help")) {
+        fputs(usage, stdout);
+        exit(0);
+    }
+    if (strcmp(o->cmd, "run") && strcmp(o->cmd, "compile") && strcmp(o->cmd, "show"))
+        return usage_error("unknown command '", o->cmd, "'");
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long v;
+#define NEED_VAL()                                                                            \
+    do {                                                                                      \
+        if (!val)                                                                             \
+            return usage_error("option ", a, " needs a value");                                 \
+        i++;                                                                                  \
+    } while (0)
+        if (!strcmp(a, "--schedule")) {
+            NEED_VAL();
+            o->schedule = val;
+        } else if (!strcmp(a, "-o")) {
+            NEED_VAL();
+            o->out = val;
+        } else if (!strcmp(a, "--threads")) {
+            NEED_VAL();
+            if (parse_int(val, 0, 1024, &v))
+                return usage_error("--threads takes a number from 0 to 1024, not '", val, "'");
+            o->threads = (int)v;
+        } else if (!strcmp(a, "--repeats")) {
+            NEED_VAL();
+            if (parse_int(val, 1, 1000, &v))
+                return usage_error("--repeats takes a number from 1 to 1000, not '", val, "'");
+            o->repeats = (int)v;
+        } else if (!strcmp(a, "--seed")) {
+            NEED_VAL();
+            if (parse_int(val, 0, 2147483647L, &v))
+                return usage_error("--seed takes a non-negative number, not '", val, "'");
+            o->seed = (unsigned)v;
+        } else if (!strcmp(a, "--min-time")) {
+            NEED_VAL();
+            if (parse_int(val, 1, 600000, &v))
+                return usage_error("--min-time takes milliseconds (1 to 600000), not '", val, "'");
+            o->min_time = (double)v;
+        } else if (!strcmp(a, "--json")) {
+            o->json = 1;
+        } else if (!strcmp(a, "--after")) {
+            NEED_VAL();
+            o->view = val;
+        } else if (!strcmp(a, "--llvm")) {
+            o->view = "llvm";
+        } else if (!strcmp(a, "--llvm-opt")) {
+            o->view = "llvm-opt";
+        } else if (!strcmp(a, "--asm")) {
+            o->view = "asm";
+        } else if (a[0] == '-' && a[1]) {
+            return usage_error("unknown option '", a, "'");
+        } else if (!o->file) {
+            o->file = a;
+        } else {
+            return usage_error("unexpected argument '", a, "'");
+        }
+#undef NEED_VAL
+    }
+    if (!o->file)
+        return usage_error("", o->cmd, " needs a YAML file");
+    if (!strcmp(o->cmd, "compile") && !o->out)
+        return usage_error("", "compile needs -o OUT.o", "");
+    return 0;
+}
+
+/* Loads the program and its schedule (given, else the default one). */
+static int load(const Opts *o, kiln_program **p, kiln_schedule **s, kiln_error *e)
+{
+    *s = NULL;
+    if (kiln_program_parse_file(o->file, p, e))
+        return 1;
+    if (o->schedule) {
+        *s = kiln_schedule_new(*p);
+        if (!*s) {
+            fprintf(stderr, "kiln: out of memory\n");
+            return 1;
+        }
+        if (kiln_schedule_apply_file(*s, o->schedule, e))
+            return 1;
+    } else {
+        *s = kiln_schedule_default(*p);
+        if (!*s) {
+            fprintf(stderr, "kiln: out of memory\n");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static int cmd_run(const Opts *o, kiln_program *p, kiln_schedule *s, kiln_error *e)
+{
+    if (o->threads >= 0)
+        kiln_set_num_threads(o->threads);
+    kiln_run_options ro = {o->min_time, o->repeats, o->seed, 0};
+    kiln_run_result r;
+    int rc = kiln_run(s, &ro, &r, e);
+    if (rc && rc != KILN_EVERIFY)
+        return report(e);
+    if (rc == KILN_EVERIFY)
+        report(e);
+    if (o->json) {
+        printf("{\"name\": ");
+        json_string(kiln_program_name(p));
+        printf(", \"verified\": %s, \"max_abs_err\": %.3g, \"max_rel_err\": %.3g, "
+               "\"compile_ms\": %.3f, \"median_ms\": %.6f, \"gflops\": %.3f, \"threads\": %d, "
+               "\"flops\": %.0f}\n",
+               r.verified ? "true" : "false", r.max_abs_err, r.max_rel_err, r.compile_ms,
+               r.median_ms, r.gflops, r.threads, kiln_program_flops(p));
+    } else {
+        printf("%s: %s (max abs err %.3g)\n", kiln_program_name(p),
+               r.verified ? "verified against the interpreter" : "WRONG RESULT", r.max_abs_err);
+        if (r.verified)
+            printf("  compile %.2f ms, run %.4f ms (median), %.2f GFLOP/s on %d thread%s\n",
+                   r.compile_ms, r.median_ms, r.gflops, r.threads, r.threads == 1 ? "" : "s");
+    }
+    return r.verified ? 0 : 1;
+}
+
+static int cmd_compile(const Opts *o, kiln_schedule *s, kiln_error *e)
+{
+    size_t n = strlen(o->out);
+    char *hdr = malloc(n + 3);
+    if (!hdr)
+        return 1;
+    memcpy(hdr, o->out, n + 1);
+    if (n > 2 && !strcmp(hdr + n - 2, ".o"))
+        strcpy(hdr + n - 2, ".h");
+    else
+        strcat(hdr, ".h");
+    int rc = kiln_emit_object(s, o->out, hdr, e);
+    if (!rc)
+        printf("wrote %s and %s\n", o->out, hdr);
+    free(hdr);
+    return rc ? report(e) : 0;
+}
+
+static int cmd_show(const Opts *o, kiln_schedule *s, kiln_error *e)
+{
+    char *text = NULL;
+    if (kiln_show(s, o->view, &text, e))
+        return report(e);
+    fputs(text, stdout);
+    if (*text && text[strlen(text) - 1] != '\n')
+        putchar('\n');
+    kiln_free(text);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    Opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc;
+    kiln_error e;
+    kiln_error_clear(&e);
+    kiln_program *p = NULL;
+    kiln_schedule *s = NULL;
+    if (load(&o, &p, &s, &e))
+        rc = e.code ? report(&e) : 1;
+    else if (!strcmp(o.cmd, "run"))
+        rc = cmd_run(&o, p, s, &e);
+    else if (!strcmp(o.cmd, "compile"))
+        rc = cmd_compile(&o, s, &e);
+    else
+        rc = cmd_show(&o, s, &e);
+    kiln_schedule_free(s);
+    kiln_program_free(p);
+    return rc;
+}
