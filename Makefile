@@ -20,7 +20,7 @@ build-asan: deps
 
 build-fuzz: deps
 	@cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang-19 \
-	  -DKILN_FUZZ=ON -DKILN_TEST_GLOB=none >/dev/null
+	  -DKILN_FUZZ=ON -DKILN_MODULES=ir -DKILN_TEST_GLOB=none >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target fuzz_parse
 
 # The main job on an example: compile matmul with its hand schedule, verify

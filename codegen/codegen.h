@@ -43,4 +43,31 @@ int cg_asm_text(const LFunc *f, char **out, kiln_error *e);
 /* Host CPU name and features, as LLVM sees them; malloc'd. */
 char *cg_host_cpu(void);
 
+/* ---- internal to codegen/ (codegen.c, jit.c, emit.c, rt_ir.c) ----
+ * LLVM handles are spelled as their opaque structs so that users of this
+ * header need no LLVM headers. */
+struct LLVMOpaqueContext;
+struct LLVMOpaqueModule;
+struct LLVMOpaqueValue;
+struct LLVMOpaqueTargetMachine;
+
+/* Initialises LLVM's native target once per process (thread-safe). */
+void cg_llvm_init(void);
+/* A TargetMachine for the host CPU and features (PIC when pic); NULL on
+ * failure with e filled.  Dispose with LLVMDisposeTargetMachine. */
+struct LLVMOpaqueTargetMachine *cg_host_tm(bool pic, kiln_error *e);
+/* Builds f into a new module in ctx, verified.  sym: the name of the ABI
+ * function (f->name when NULL).  CG_JIT also emits `sym__packed`.  On
+ * error *out is NULL and e says why. */
+int cg_build_module(const LFunc *f, CgMode mode, const char *sym, struct LLVMOpaqueContext *ctx,
+                    struct LLVMOpaqueTargetMachine *tm, struct LLVMOpaqueModule **out,
+                    kiln_error *e);
+/* Runs kiln's pass pipeline (a lean O3-like cleanup, see codegen.c;
+ * env KILN_LLVM_PASSES overrides it, e.g. "default<O3>").  LLVM's
+ * unroller and vectorizers are always off: kiln does both explicitly. */
+int cg_optimize(struct LLVMOpaqueModule *m, struct LLVMOpaqueTargetMachine *tm, kiln_error *e);
+/* rt_ir.c: defines (once per module) the internal fork-join parallel-for
+ * `void (ptr body, ptr ctx, i64 n)` used by objects, and returns it. */
+struct LLVMOpaqueValue *cg_rt_parallel_for_ir(struct LLVMOpaqueModule *m);
+
 #endif

@@ -32,7 +32,7 @@ void arena_free(Arena *a);                   /* NULL ok */
 void *arena_alloc(Arena *a, size_t n);       /* zeroed, 16-aligned; NULL only when out of memory */
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
-char *arena_printf(Arena *a, const char *fmt, ...);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t arena_bytes(const Arena *a);          /* total bytes reserved */
 
 /* Growable pointer array in an arena (old storage is simply abandoned). */
@@ -194,6 +194,11 @@ typedef struct Program {
 int ir_parse_yaml_file(const char *path, Program **out, kiln_error *e);
 int ir_parse_yaml_string(const char *text, size_t len, const char *filename, Program **out,
                          kiln_error *e);
+/* As ir_parse_yaml_file, with params overridden: names[i] takes values[i]
+ * in place of the file's value (a name the file does not declare is an
+ * error).  For sizes chosen at run time (`kiln run --param M=64`). */
+int ir_parse_yaml_file_params(const char *path, int n, const char *const *names,
+                              const int64_t *values, Program **out, kiln_error *e);
 void ir_program_free(Program *p); /* NULL ok; frees the arena */
 
 /* Incremental construction (the C API's builder; the YAML loader uses it
@@ -220,6 +225,21 @@ char *ir_program_canonical(const Program *p); /* malloc'd canonical text (for ha
  * for every input and output (temps: NULL, allocated inside).  Returns
  * KILN_OK or KILN_ENOMEM. */
 int ir_interpret(const Program *p, void *const *bufs, kiln_error *e);
+
+/* Front-end internals shared by ir/program.c, ir/parse_*.c and ir/check.c
+ * (also usable by the C API to validate names before building). */
+bool ir_is_ident(const char *s); /* [A-Za-z_][A-Za-z0-9_]* */
+/* Fails (KILN_ESEMANTIC at loc) unless `name` may name a program, tensor or
+ * param: a C identifier that is no C keyword, dtype or kiln function.
+ * `what` says what is named ("tensor", "param", "program name"). */
+int ir_check_name(const char *what, const char *name, const char *file, Loc loc, kiln_error *e);
+/* Parses one statement of p (names resolved, types checked; reduction
+ * extents still 0) into *out.  Does not add it to p. */
+int ir_parse_stmt(Program *p, const char *text, Loc text_loc, Stmt *out, kiln_error *e);
+/* Gives reduction variables their extents (ranges, else inferred from
+ * direct indices) and checks every load's bounds by interval analysis. */
+int ir_check_stmt(const Program *p, Stmt *s, int nranges, const char *const *range_names,
+                  const int64_t *range_ext, const Loc *range_locs, kiln_error *e);
 
 /* ============================================================= Schedule */
 typedef enum { LOOP_SERIAL, LOOP_PARALLEL, LOOP_VECTORIZED, LOOP_UNROLLED } LoopKind;
@@ -259,6 +279,11 @@ typedef struct Schedule {
     const Program *prog;
     Arena *arena;     /* owned */
     StmtSched *st;    /* one per statement */
+    PtrVec log;       /* applied primitives, one trace line each (sched_to_text) */
+    /* After a failed primitive: the argument it objected to, so the text
+     * parser can point at that token: k >= 0 the k-th argument inside the
+     * parentheses, -2-k the k-th result name, -1 the call as a whole. */
+    int err_arg;
 } Schedule;
 
 Schedule *sched_new(const Program *p);  /* the identity schedule: natural loop order */

@@ -24,4 +24,24 @@ int lower_schedule(const Schedule *s, Arena *a, const char *stop_after, LFunc **
  * hold no loops, types agree.  Internal errors (KILN_ECODEGEN). */
 int lower_verify(const LFunc *f, kiln_error *e);
 
+/* ---- internal to lower/: the passes, in lower_pass_names order ----
+ * Each reads `in` (never changes it) and returns a new LFunc in cx->a;
+ * build ignores `in`.  Errors go to cx->e. */
+typedef struct LowerCtx {
+    const Schedule *s;
+    const Program *p;
+    Arena *a;
+    kiln_error *e;
+} LowerCtx;
+
+int lower_build(const LowerCtx *cx, const LFunc *in, LFunc **out);    /* build.c */
+int lower_inline(const LowerCtx *cx, const LFunc *in, LFunc **out);   /* build.c */
+int lower_init(const LowerCtx *cx, const LFunc *in, LFunc **out);     /* passes.c */
+int lower_guards(const LowerCtx *cx, const LFunc *in, LFunc **out);   /* passes.c */
+int lower_simplify(const LowerCtx *cx, const LFunc *in, LFunc **out); /* simplify.c */
+int lower_flatten(const LowerCtx *cx, const LFunc *in, LFunc **out);  /* passes.c */
+
+/* A shallow copy of f with a new body (bufs shared: they never change). */
+LFunc *lower_copy_func(Arena *a, const LFunc *f, LStmt *body);
+
 #endif

@@ -16,7 +16,8 @@ static const char usage[] =
     "  kiln compile FILE.yaml [--schedule TRACE] -o OUT.o   (also writes OUT.h)\n"
     "  kiln show FILE.yaml [--schedule TRACE] [--after PASS | --llvm | --llvm-opt | --asm]\n"
     "\n"
-    "Without --schedule, kiln uses its default schedule.\n"
+    "Without --schedule, kiln uses its default schedule.  Every command also\n"
+    "takes --param NAME=VALUE (repeatable) to override a param of the file.\n"
     "`kiln show` without a view prints the schedule as text.\n";
 
 typedef struct Opts {
@@ -26,6 +27,10 @@ typedef struct Opts {
     int json, repeats;
     double min_time;
     unsigned seed;
+    int nparams; /* --param NAME=VALUE overrides */
+    const char *param_names[64];
+    long long param_values[64];
+    char param_store[64][64];
 } Opts;
 
 /* Prints "kiln: <before><arg><after>" and the usage; returns 2. */
@@ -103,6 +108,18 @@ static int parse_args(int argc, char **argv, Opts *o)
             if (parse_int(val, 1, 600000, &v))
                 return usage_error("--min-time takes milliseconds (1 to 600000), not '", val, "'");
             o->min_time = (double)v;
+        } else if (!strcmp(a, "--param")) {
+            NEED_VAL();
+            const char *eq = strchr(val, '=');
+            char *end;
+            long long pv = eq ? strtoll(eq + 1, &end, 10) : 0;
+            if (!eq || eq == val || (size_t)(eq - val) >= sizeof o->param_store[0] || !eq[1] ||
+                *end || o->nparams == 64)
+                return usage_error("--param takes NAME=INTEGER, not '", val, "'");
+            memcpy(o->param_store[o->nparams], val, (size_t)(eq - val));
+            o->param_store[o->nparams][eq - val] = 0;
+            o->param_names[o->nparams] = o->param_store[o->nparams];
+            o->param_values[o->nparams++] = pv;
         } else if (!strcmp(a, "--json")) {
             o->json = 1;
         } else if (!strcmp(a, "--after")) {
@@ -134,7 +151,8 @@ static int parse_args(int argc, char **argv, Opts *o)
 static int load(const Opts *o, kiln_program **p, kiln_schedule **s, kiln_error *e)
 {
     *s = NULL;
-    if (kiln_program_parse_file(o->file, p, e))
+    if (kiln_program_parse_file_params(o->file, o->nparams, o->param_names, o->param_values, p,
+                                       e))
         return 1;
     if (o->schedule) {
         *s = kiln_schedule_new(*p);

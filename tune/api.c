@@ -62,6 +62,27 @@ int kiln_program_parse_file(const char *path, kiln_program **out, kiln_error *e)
     return wrap_program(p, out, e);
 }
 
+int kiln_program_parse_file_params(const char *path, int nparams, const char *const *names,
+                                   const long long *values, kiln_program **out, kiln_error *e)
+{
+    if (!out)
+        return inval(e, "kiln_program_parse_file_params: out is NULL");
+    *out = NULL;
+    if (!path || nparams < 0 || nparams > 64 || (nparams && (!names || !values)))
+        return inval(e, "kiln_program_parse_file_params: bad path or params");
+    int64_t v[64];
+    for (int i = 0; i < nparams; i++) {
+        if (!names[i])
+            return inval(e, "kiln_program_parse_file_params: a name is NULL");
+        v[i] = values[i];
+    }
+    Program *p = NULL;
+    int rc = ir_parse_yaml_file_params(path, nparams, names, v, &p, e);
+    if (rc)
+        return rc;
+    return wrap_program(p, out, e);
+}
+
 int kiln_program_parse_string(const char *yaml, const char *filename, kiln_program **out,
                               kiln_error *e)
 {

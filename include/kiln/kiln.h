@@ -43,6 +43,12 @@ int kiln_program_parse_file(const char *path, kiln_program **out, kiln_error *e)
 int kiln_program_parse_string(const char *yaml, const char *filename, kiln_program **out,
                               kiln_error *e);
 
+/* As kiln_program_parse_file, with params overridden: names[i] takes
+ * values[i] in place of the file's value; naming a param the file does not
+ * declare is an error. */
+int kiln_program_parse_file_params(const char *path, int nparams, const char *const *names,
+                                   const long long *values, kiln_program **out, kiln_error *e);
+
 /* Building a program without a file, in the YAML's order: params, tensors,
  * statements, then kiln_program_finish().  Dims are integers or param
  * names as strings ("1024", "M").  Statements use the YAML's statement

@@ -1,0 +1,241 @@
+/* kiln/tune.h: the tuner's pluggable parts: feature rows and cost models.
+ *
+ * A cost model ranks candidate schedules before any of them is compiled.
+ * Each candidate is described by feature rows: one row of
+ * KILN_FEATURE_LEN floats per buffer store of its lowered loop nest (the
+ * layout is below and is part of this contract).  A model is a table of
+ * callbacks (kiln_cost_model_ops) plus a context pointer; kiln ships three
+ * (XGBoost, random, roofline) and users can plug in their own with
+ * kiln_cost_model_new() (see examples/custom_cost_model.c).
+ *
+ * Conventions as in kiln.h: calls return KILN_OK or a KILN_E* code and fill
+ * the optional kiln_error; *_free accepts NULL.  A cost model object is not
+ * thread-safe: use one from one thread at a time.
+ */
+#ifndef KILN_KILN_TUNE_H
+#define KILN_KILN_TUNE_H
+
+#include "kiln/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- features
+ *
+ * One row per store.  Unless marked (flag), a slot holds slog(x) =
+ * log2(1 + |x|) of a count, so rows of tiny and huge kernels stay in range.
+ * "x trips" means: multiplied by the product of the extents of all loops
+ * enclosing the store (how often the store runs).  Slots are zero when
+ * they do not apply.  Version changes whenever the layout changes; saved
+ * models record it and refuse rows of another version. */
+#define KILN_FEATURE_VERSION 1
+#define KILN_FEATURE_LEN 152
+#define KILN_FEATURE_BUFS 5     /* buffers described per store */
+#define KILN_FEATURE_BUF_LEN 19 /* slots per buffer */
+#define KILN_FEATURE_AI_POINTS 10
+
+enum {
+    /* -- 1. arithmetic of the stored value and its indices, x trips */
+    KILN_FEAT_FLOAT_ADD = 0, /* float add/sub not fused with a mul */
+    KILN_FEAT_FLOAT_MUL,     /* float mul not fused with an add */
+    KILN_FEAT_FLOAT_FMA,     /* float a*b+c pairs (contractible; 2 flops each) */
+    KILN_FEAT_FLOAT_DIV,     /* float div/mod */
+    KILN_FEAT_FLOAT_MATH,    /* exp log sqrt tanh sigmoid */
+    KILN_FEAT_FLOAT_MINMAX,  /* float min max abs neg */
+    KILN_FEAT_FLOAT_CMP,     /* float comparisons */
+    KILN_FEAT_SELECT,        /* select and bool && || ! */
+    KILN_FEAT_INT_ARITH,     /* integer value ops (not index arithmetic) */
+    KILN_FEAT_INT_DIVMOD,    /* integer value div/mod */
+    KILN_FEAT_IDX_ARITH,     /* + - * min max in load/store indices */
+    KILN_FEAT_IDX_DIVMOD,    /* floor div/mod in indices */
+    KILN_FEAT_CAST,          /* dtype conversions */
+    KILN_FEAT_LOADS,         /* loads */
+    KILN_FEAT_FLOPS,         /* add+mul+2*fma+div+math+minmax+cmp */
+    KILN_FEAT_STORE_ELEM,    /* slog(bytes per stored element) */
+    KILN_FEAT_IS_UPDATE,     /* flag: the value reads the stored element (reduction) */
+    KILN_FEAT_INNER_EXTENT,  /* extent of the innermost enclosing loop */
+
+    /* -- 2. loop annotations: three groups of 7 (vectorized, unrolled,
+     * parallel loops enclosing the store).  Position flags are multi-hot
+     * over those loops: innermost = the store's innermost loop, outer =
+     * its outermost, middle = any other.  The reduce flag is set when such
+     * a loop's variable does not index the store (a reduction loop). */
+    KILN_FEAT_VEC = 18,
+    KILN_FEAT_UNROLL = 25,
+    KILN_FEAT_PAR = 32,
+    KILN_FEAT_ANN_NUM = 0,        /* + offset: how many such loops */
+    KILN_FEAT_ANN_PROD = 1,       /* product of their extents */
+    KILN_FEAT_ANN_INNER = 2,      /* extent of the innermost one (vector width) */
+    KILN_FEAT_ANN_POS_INNER = 3,  /* flag */
+    KILN_FEAT_ANN_POS_MIDDLE = 4, /* flag */
+    KILN_FEAT_ANN_POS_OUTER = 5,  /* flag */
+    KILN_FEAT_ANN_REDUCE = 6,     /* flag */
+
+    /* -- 3. accessed buffers: KILN_FEATURE_BUFS groups of
+     * KILN_FEATURE_BUF_LEN, sorted by bytes (descending; ties: distinct
+     * bytes descending, then buffer index), zero-padded.
+     * Addresses come from an affine analysis of each (flattened) index in
+     * the enclosing loop variables; floor div/mod and non-affine terms are
+     * estimated conservatively.  "Unique" counts are footprints of the
+     * whole nest; lines are 64-byte cache lines. */
+    KILN_FEAT_BUF0 = 39,
+    KILN_FEAT_B_READ = 0,         /* flag, one-hot with WRITE and RW */
+    KILN_FEAT_B_WRITE = 1,        /* flag */
+    KILN_FEAT_B_RW = 2,           /* flag */
+    KILN_FEAT_B_BYTES = 3,        /* bytes accessed, x trips */
+    KILN_FEAT_B_UNIQUE_BYTES = 4, /* distinct bytes touched */
+    KILN_FEAT_B_LINES = 5,        /* cache-line transfers (loops inside the innermost
+                                     loop that moves the address are assumed to hit) */
+    KILN_FEAT_B_UNIQUE_LINES = 6, /* distinct cache lines touched */
+    KILN_FEAT_B_STRIDE = 7,       /* |stride| in elements w.r.t. the innermost loop that
+                                     moves the address */
+    KILN_FEAT_B_REUSE_LOOP = 8,   /* flag, one-hot with the next two: some loop leaves the
+                                     address unchanged (the innermost such is the reuse loop) */
+    KILN_FEAT_B_REUSE_RW = 9,     /* flag: no such loop, but read and written by this store */
+    KILN_FEAT_B_REUSE_NONE = 10,  /* flag */
+    KILN_FEAT_B_REUSE_ITERS = 11, /* iterations between reuses (trips inside the reuse loop) */
+    KILN_FEAT_B_REUSE_BYTES = 12, /* distinct bytes the store touches inside the reuse loop */
+    KILN_FEAT_B_REUSE_COUNT = 13, /* extent of the reuse loop */
+    KILN_FEAT_B_ACCESSES = 14,    /* loads/stores of this buffer in the statement */
+    /* how the innermost vectorized loop moves the address (one-hot; all
+     * zero when no vectorized loop encloses the store) */
+    KILN_FEAT_B_VEC_CONTIG = 15, /* flag: unit stride (contiguous vector access) */
+    KILN_FEAT_B_VEC_BCAST = 16,  /* flag: invariant (broadcast) */
+    KILN_FEAT_B_VEC_GATHER = 17, /* flag: anything else (gather/scatter) */
+    KILN_FEAT_B_LOCAL = 18,      /* flag: a local buffer allocated by the kernel */
+
+    /* -- 4. arithmetic intensity: flops / distinct bytes of the nest made of
+     * the innermost loops, as the nest grows to all loops; sampled at 10
+     * evenly spaced depths (linear interpolation between loop levels). */
+    KILN_FEAT_AI = 134,
+
+    /* -- 5. allocation */
+    KILN_FEAT_ALLOC_BYTES = 144,      /* bytes of the stored buffer if the kernel allocates it */
+    KILN_FEAT_ALLOC_OUTER_PROD = 145, /* trips of the loops around that allocation */
+    KILN_FEAT_ALLOC_LIVE_BYTES = 146, /* bytes of all allocations enclosing the store */
+    KILN_FEAT_ALLOC_NUM = 147,        /* number of allocations enclosing the store */
+
+    /* -- 6. outer scope */
+    KILN_FEAT_OUTER_PROD = 148, /* trips (product of enclosing loop extents) */
+    KILN_FEAT_NUM_LOOPS = 149,  /* enclosing loops */
+    KILN_FEAT_NUM_GUARDS = 150, /* enclosing ifs */
+    KILN_FEAT_NUM_STORES = 151  /* stores in the whole function */
+};
+
+/* A short name for a slot ("float_fma", "vec.inner", "buf2.stride",
+ * "ai.3", ...), or NULL when slot is out of range.  Static storage. */
+const char *kiln_feature_name(int slot);
+
+/* ------------------------------------------------------------ cost models
+ *
+ * Batches: `rows` holds the rows of ncand candidates back to back:
+ * candidate c owns row_counts[c] rows of row_len floats (0 rows is
+ * allowed).  Scores: higher means faster; their scale is the model's own
+ * (only the order matters to the search, which should not assume scores
+ * are positive).  Measurements: throughput of each candidate, in any unit
+ * proportional to 1/time that is the same for all candidates of one
+ * workload (GFLOP/s or 1/seconds); 0 marks a candidate that failed to
+ * compile or run.  `workload` identifies the compute definition the
+ * candidates implement (kiln passes a hash of its canonical program and
+ * target), so a model can normalise throughput per workload.
+ * Callbacks return KILN_OK or a KILN_E* code; they may describe a failure
+ * in e (which may be NULL) and are only called with checked arguments. */
+typedef struct kiln_cost_model_ops {
+    /* Required.  Writes ncand scores. */
+    int (*predict)(void *ctx, const float *rows, const int *row_counts, int ncand, int row_len,
+                   double *scores);
+    /* Optional (NULL: the model does not learn).  rows/row_counts as in
+     * predict; throughput[c] for candidate c. */
+    int (*update)(void *ctx, unsigned long long workload, const float *rows, const int *row_counts,
+                  int ncand, int row_len, const double *throughput, kiln_error *e);
+    /* Optional (NULL: KILN_EINVAL "cannot save/load").  A model saved to a
+     * path and loaded into a fresh model of the same kind predicts the same
+     * scores and keeps learning from where it stopped. */
+    int (*save)(void *ctx, const char *path, kiln_error *e);
+    int (*load)(void *ctx, const char *path, kiln_error *e);
+    /* Optional: releases ctx when the model is freed. */
+    void (*free)(void *ctx);
+} kiln_cost_model_ops;
+
+typedef struct kiln_cost_model kiln_cost_model;
+
+/* Wraps user callbacks.  ops is copied; name is copied (NULL: "custom").
+ * The model owns ctx from now on: ops->free(ctx) runs in
+ * kiln_cost_model_free, and also here if this call fails. */
+kiln_cost_model *kiln_cost_model_new(const char *name, const kiln_cost_model_ops *ops, void *ctx,
+                                     kiln_error *e);
+void kiln_cost_model_free(kiln_cost_model *m);
+const char *kiln_cost_model_name(const kiln_cost_model *m); /* valid while m lives */
+
+/* Validate arguments (KILN_EINVAL), then call the model's callbacks.  A
+ * callback's non-zero status is returned as is, with a generic message
+ * when the callback left e untouched. */
+int kiln_cost_model_predict(kiln_cost_model *m, const float *rows, const int *row_counts, int ncand,
+                            int row_len, double *scores, kiln_error *e);
+int kiln_cost_model_update(kiln_cost_model *m, unsigned long long workload, const float *rows,
+                           const int *row_counts, int ncand, int row_len, const double *throughput,
+                           kiln_error *e);
+int kiln_cost_model_save(kiln_cost_model *m, const char *path, kiln_error *e);
+int kiln_cost_model_load(kiln_cost_model *m, const char *path, kiln_error *e);
+
+/* Uniform scores in [0,1) from a seeded generator: the same seed and the
+ * same sequence of calls give the same scores.  update is a no-op; save
+ * and load keep the generator state. */
+kiln_cost_model *kiln_cost_model_random_new(unsigned long long seed, kiln_error *e);
+
+/* Analytical roofline: per store, time = max(flops / compute peak, memory
+ * bytes / bandwidth), summed over a candidate's stores; score = 1/time
+ * (in 1/seconds).  The compute peak scales with the vector width (up to
+ * max_lanes) and the parallel extent (up to cores); memory bytes are cache
+ * lines moved, taking a buffer's distinct lines when its reuse distance
+ * fits in cache_bytes.  Zero fields take the defaults in brackets. */
+typedef struct kiln_roofline_options {
+    double scalar_gflops; /* one core, scalar code [4] */
+    int max_lanes;        /* f32 lanes of a vector [16]; f64 gets half */
+    int cores;            /* [1] */
+    double bandwidth_gbs; /* memory bandwidth [20] */
+    double cache_bytes;   /* reuse that fits is served from cache [1 MiB] */
+    double cache_gbs;     /* bandwidth of that cache [200] */
+} kiln_roofline_options;
+kiln_cost_model *kiln_cost_model_roofline_new(const kiln_roofline_options *opts, kiln_error *e);
+
+/* Gradient-boosted trees (XGBoost) trained on measured candidates.
+ * Target: throughput normalised by the best of its workload, in [0,1].
+ * A candidate's rows are aggregated into one row (its dominant store,
+ * the one with the most flops, then bytes, next to the element-wise
+ * sum of all its rows in linear space; see tune/cost_xgb.c).  Until
+ * warmup_samples measurements have arrived, predict gives seeded random
+ * scores.  It retrains from scratch on all data whenever the data has
+ * grown by 20 % since the last training; that training runs inside
+ * kiln_cost_model_update (measured: 0.1-1.5 s per thousand samples with
+ * one thread).  Zero fields take the defaults in brackets.  XGBoost runs
+ * single-threaded unless nthread says otherwise: with more threads a
+ * later fork() (measurement workers) may deadlock in the child.  Saved
+ * files hold the measurements too, so a loaded model keeps learning. */
+typedef enum {
+    KILN_XGB_REG = 0, /* reg:squarederror on the normalised throughput [default] */
+    KILN_XGB_RANK = 1 /* rank:pairwise within each workload (measured: ranks a little
+                         worse and trains ~3x slower; see tests/test_tune_cost.c) */
+} kiln_xgb_objective;
+typedef struct kiln_xgb_options {
+    kiln_xgb_objective objective;
+    int max_depth;           /* [6] */
+    double eta;              /* [0.25] */
+    int rounds;              /* boosting rounds per training [120] */
+    int warmup_samples;      /* [64] */
+    int nthread;             /* [1] */
+    unsigned long long seed; /* [43] */
+} kiln_xgb_options;
+/* opts may be NULL.  Fails with KILN_EINVAL on out-of-range options. */
+kiln_cost_model *kiln_cost_model_xgb_new(const kiln_xgb_options *opts, kiln_error *e);
+
+/* Pairwise ranking accuracy: among pairs (i, j) with measured[i] !=
+ * measured[j], the fraction whose scores are ordered the same way (a tie
+ * in scores counts half).  1 when there is no such pair. */
+double kiln_pairwise_accuracy(const double *scores, const double *measured, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
