@@ -933,6 +933,72 @@ static LLVMValueRef all_lanes(Cg *cg)
     return LLVMConstAllOnes(LLVMVectorType(cg->i1, cg->W));
 }
 
+/* Gathers and scatters are emitted at a power-of-two width.  LLVM 19
+ * widens an odd width with *undefined* index lanes; an undefined index may
+ * get the destination's register, and a gather whose index and destination
+ * share a register is #UD on x86 (a SIGILL seen with 42 lanes).  Padding
+ * lanes repeat lane 0's address, with a false mask and a zero value. */
+static unsigned pow2_ceil(unsigned w)
+{
+    unsigned p = 1;
+    while (p < w)
+        p *= 2;
+    return p;
+}
+
+/* v (W lanes) widened to P lanes: lane i < W is v[i], the rest are
+ * fill[0] (fill: a W-lane vector; NULL means v itself). */
+static LLVMValueRef pad_lanes(Cg *cg, LLVMValueRef v, unsigned P, LLVMValueRef fill)
+{
+    LLVMValueRef idx[2 * MAX_VEC_WIDTH];
+    for (unsigned i = 0; i < P; i++)
+        idx[i] = LLVMConstInt(cg->i32, i < cg->W ? i : (fill ? cg->W : 0), 0);
+    return LLVMBuildShuffleVector(cg->B, v, fill ? fill : LLVMGetPoison(LLVMTypeOf(v)),
+                                  LLVMConstVector(idx, P), "");
+}
+
+/* The first W lanes of v. */
+static LLVMValueRef narrow_lanes(Cg *cg, LLVMValueRef v)
+{
+    LLVMValueRef idx[MAX_VEC_WIDTH];
+    for (unsigned i = 0; i < cg->W; i++)
+        idx[i] = LLVMConstInt(cg->i32, i, 0);
+    return LLVMBuildShuffleVector(cg->B, v, LLVMGetPoison(LLVMTypeOf(v)),
+                                  LLVMConstVector(idx, cg->W), "");
+}
+
+/* masked.gather of elements at ptrs (W lanes) under mask (NULL: all). */
+static LLVMValueRef emit_gather(Cg *cg, LLVMTypeRef et, LLVMValueRef ptrs, unsigned align,
+                                LLVMValueRef mask)
+{
+    unsigned P = pow2_ceil(cg->W);
+    LLVMValueRef m = mask ? mask : all_lanes(cg);
+    if (P != cg->W) {
+        ptrs = pad_lanes(cg, ptrs, P, NULL);
+        m = pad_lanes(cg, m, P, LLVMConstNull(LLVMTypeOf(m)));
+    }
+    LLVMTypeRef vt = LLVMVectorType(et, P);
+    LLVMTypeRef tys[2] = {vt, LLVMTypeOf(ptrs)};
+    LLVMValueRef args[4] = {ptrs, LLVMConstInt(cg->i32, align, 0), m, LLVMConstNull(vt)};
+    LLVMValueRef g = intrin(cg, "llvm.masked.gather", tys, 2, args, 4);
+    return P != cg->W ? narrow_lanes(cg, g) : g;
+}
+
+static void emit_scatter(Cg *cg, LLVMValueRef v, LLVMValueRef ptrs, unsigned align,
+                         LLVMValueRef mask)
+{
+    unsigned P = pow2_ceil(cg->W);
+    LLVMValueRef m = mask ? mask : all_lanes(cg);
+    if (P != cg->W) {
+        ptrs = pad_lanes(cg, ptrs, P, NULL);
+        m = pad_lanes(cg, m, P, LLVMConstNull(LLVMTypeOf(m)));
+        v = pad_lanes(cg, v, P, LLVMConstNull(LLVMTypeOf(v)));
+    }
+    LLVMTypeRef tys[2] = {LLVMTypeOf(v), LLVMTypeOf(ptrs)};
+    LLVMValueRef args[4] = {v, ptrs, LLVMConstInt(cg->i32, align, 0), m};
+    intrin(cg, "llvm.masked.scatter", tys, 2, args, 4);
+}
+
 static Val ev(Cg *cg, const Expr *e, bool lanes);
 
 /* A uniform load in a vectorized body under a mask: done only when some
@@ -954,6 +1020,115 @@ static LLVMValueRef guarded_scalar_load(Cg *cg, int buf, LLVMValueRef idx)
     return phi;
 }
 
+/* ----------------------------------------------------- address indices */
+/* A scalar element index in canonical affine form: the variable terms in
+ * binding order (outermost loop first), then ONE constant that also holds
+ * every unrolled loop variable.  Unrolled copies of an access then share
+ * their whole variable part and differ by a constant, which is what lets
+ * LLVM's alias analysis tell them apart — and LICM keep an accumulator
+ * tile in registers across the reduction loop.  Parts that are not affine
+ * (floor div/mod of fused loops, loads) are emitted as they are, first. */
+typedef struct {
+    const Expr *e;   /* opaque part, or NULL for a variable term */
+    const Var *var;
+    int64_t coef;
+    int depth;       /* binding depth; -1 for opaque parts */
+} Term;
+enum { MAX_TERMS = 32 };
+
+static int bind_depth(Cg *cg, const Var *v)
+{
+    for (int i = cg->nbinds - 1; i >= cg->fn->bind_floor; i--)
+        if (cg->binds[i].var == v)
+            return i;
+    return -1;
+}
+
+static bool lin_terms(Cg *cg, const Expr *e, int64_t mult, Term *t, int *n, int64_t *c)
+{
+    switch (e->kind) {
+    case EXPR_INT:
+        *c += mult * e->u.i;
+        return true;
+    case EXPR_VAR: {
+        const Var *v = e->u.var;
+        int depth;
+        if (v == cg->vvar) {
+            if (LLVMIsAConstantInt(cg->vbase)) {
+                *c += mult * LLVMConstIntGetSExtValue(cg->vbase);
+                return true;
+            }
+            depth = cg->nbinds + 1; /* innermost of all */
+        } else {
+            LLVMValueRef val = lookup(cg, v);
+            if (LLVMIsAConstantInt(val)) {
+                *c += mult * LLVMConstIntGetSExtValue(val);
+                return true;
+            }
+            depth = bind_depth(cg, v);
+        }
+        for (int i = 0; i < *n; i++)
+            if (!t[i].e && t[i].var == v) {
+                t[i].coef += mult;
+                return true;
+            }
+        if (*n == MAX_TERMS)
+            return false;
+        t[(*n)++] = (Term){NULL, v, mult, depth};
+        return true;
+    }
+    case EXPR_ADD:
+        return lin_terms(cg, e->u.op.a, mult, t, n, c) && lin_terms(cg, e->u.op.b, mult, t, n, c);
+    case EXPR_SUB:
+        return lin_terms(cg, e->u.op.a, mult, t, n, c) && lin_terms(cg, e->u.op.b, -mult, t, n, c);
+    case EXPR_NEG:
+        return lin_terms(cg, e->u.op.a, -mult, t, n, c);
+    case EXPR_MUL:
+        if (e->u.op.b->kind == EXPR_INT)
+            return lin_terms(cg, e->u.op.a, mult * e->u.op.b->u.i, t, n, c);
+        if (e->u.op.a->kind == EXPR_INT)
+            return lin_terms(cg, e->u.op.b, mult * e->u.op.a->u.i, t, n, c);
+        break;
+    default:
+        break;
+    }
+    if (*n == MAX_TERMS)
+        return false;
+    t[(*n)++] = (Term){e, NULL, mult, -1};
+    return true;
+}
+
+static LLVMValueRef ev_index(Cg *cg, const Expr *ix)
+{
+    if (ix->dt != DT_I64)
+        return ev(cg, ix, false).v;
+    Term t[MAX_TERMS];
+    int n = 0;
+    int64_t c = 0;
+    if (!lin_terms(cg, ix, 1, t, &n, &c))
+        return ev(cg, ix, false).v;
+    /* insertion sort by depth: opaque parts, then outer to inner loops */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && t[j - 1].depth > t[j].depth; j--) {
+            Term tmp = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = tmp;
+        }
+    LLVMValueRef acc = NULL;
+    for (int i = 0; i < n; i++) {
+        if (t[i].coef == 0)
+            continue;
+        LLVMValueRef x = t[i].e ? ev(cg, t[i].e, false).v
+                                : (t[i].var == cg->vvar ? cg->vbase : lookup(cg, t[i].var));
+        if (t[i].coef != 1)
+            x = LLVMBuildNSWMul(cg->B, x, ci64(cg, t[i].coef), "");
+        acc = acc ? LLVMBuildNSWAdd(cg->B, acc, x, "") : x;
+    }
+    if (!acc)
+        return ci64(cg, c);
+    return c ? LLVMBuildNSWAdd(cg->B, acc, ci64(cg, c), "") : acc;
+}
+
 static Val ev_load(Cg *cg, const Expr *e, bool vec)
 {
     int buf = e->u.load.buf;
@@ -963,7 +1138,7 @@ static Val ev_load(Cg *cg, const Expr *e, bool vec)
     bool affine = vec ? lin_coef(ix, cg->vvar, &stride) : true;
     Val r;
     if (!vec || (affine && stride == 0)) {
-        LLVMValueRef idx = ev(cg, ix, false).v;
+        LLVMValueRef idx = ev_index(cg, ix);
         r = S(cg->vvar && cg->mask ? guarded_scalar_load(cg, buf, idx)
                                    : scalar_load(cg, buf, idx, true));
     } else {
@@ -973,7 +1148,7 @@ static Val ev_load(Cg *cg, const Expr *e, bool vec)
         if (affine && stride == 1) {
             /* Lane 0's address; never `inbounds`: under a mask lane 0 may
              * point outside the buffer. */
-            LLVMValueRef p = elem_addr(cg, buf, ev(cg, ix, false).v, cg->mask == NULL);
+            LLVMValueRef p = elem_addr(cg, buf, ev_index(cg, ix), cg->mask == NULL);
             if (cg->mask) {
                 LLVMTypeRef tys[2] = {vt, cg->ptr};
                 LLVMValueRef args[4] = {p, align, cg->mask, zero};
@@ -986,9 +1161,7 @@ static Val ev_load(Cg *cg, const Expr *e, bool vec)
             LLVMValueRef vidx = to_vec(cg, ev(cg, ix, true));
             LLVMValueRef ptrs =
                 LLVMBuildGEP2(cg->B, buf_elem(cg, buf), buf_ptr(cg, buf), &vidx, 1, "");
-            LLVMTypeRef tys[2] = {vt, LLVMTypeOf(ptrs)};
-            LLVMValueRef args[4] = {ptrs, align, cg->mask ? cg->mask : all_lanes(cg), zero};
-            r.v = intrin(cg, "llvm.masked.gather", tys, 2, args, 4);
+            r.v = emit_gather(cg, buf_elem(cg, buf), ptrs, elem_align(cg, buf), cg->mask);
         }
         r.vec = true;
     }
@@ -1188,7 +1361,7 @@ static void emit_reduce(Cg *cg, const LStmt *s, const Reduce *r)
         LLVMBuildCondBr(cg->B, mask_any(cg, cg->mask), doit, skip);
         LLVMPositionBuilderAtEnd(cg->B, doit);
     }
-    LLVMValueRef idx = ev(cg, flat_index(cg, s->u.store.n, s->u.store.idx), false).v;
+    LLVMValueRef idx = ev_index(cg, flat_index(cg, s->u.store.n, s->u.store.idx));
     LLVMValueRef p = elem_addr(cg, buf, idx, true);
     LLVMValueRef old = LLVMBuildLoad2(cg->B, buf_elem(cg, buf), p, "");
     LLVMSetAlignment(old, elem_align(cg, buf));
@@ -1263,7 +1436,7 @@ static void emit_store(Cg *cg, const LStmt *s)
             LLVMBuildCondBr(cg->B, mask_any(cg, cg->mask), doit, skip);
             LLVMPositionBuilderAtEnd(cg->B, doit);
         }
-        LLVMValueRef idx = ev(cg, ix, false).v;
+        LLVMValueRef idx = ev_index(cg, ix);
         LLVMValueRef v = conv(cg, ev(cg, value, false).v, value->dt, bdt);
         LLVMValueRef st = LLVMBuildStore(cg->B, v, elem_addr(cg, buf, idx, true));
         LLVMSetAlignment(st, align);
@@ -1277,7 +1450,7 @@ static void emit_store(Cg *cg, const LStmt *s)
     v = conv(cg, v, value->dt, bdt);
     LLVMValueRef alignv = LLVMConstInt(cg->i32, align, 0);
     if (affine && stride == 1) {
-        LLVMValueRef p = elem_addr(cg, buf, ev(cg, ix, false).v, cg->mask == NULL);
+        LLVMValueRef p = elem_addr(cg, buf, ev_index(cg, ix), cg->mask == NULL);
         if (cg->mask) {
             LLVMTypeRef tys[2] = {LLVMTypeOf(v), cg->ptr};
             LLVMValueRef args[4] = {v, p, alignv, cg->mask};
@@ -1290,9 +1463,7 @@ static void emit_store(Cg *cg, const LStmt *s)
     }
     LLVMValueRef vidx = to_vec(cg, ev(cg, ix, true));
     LLVMValueRef ptrs = LLVMBuildGEP2(cg->B, buf_elem(cg, buf), buf_ptr(cg, buf), &vidx, 1, "");
-    LLVMTypeRef tys[2] = {LLVMTypeOf(v), LLVMTypeOf(ptrs)};
-    LLVMValueRef args[4] = {v, ptrs, alignv, cg->mask ? cg->mask : all_lanes(cg)};
-    intrin(cg, "llvm.masked.scatter", tys, 2, args, 4);
+    emit_scatter(cg, v, ptrs, align, cg->mask);
 }
 
 static void emit_if(Cg *cg, const LStmt *s)

@@ -28,8 +28,9 @@ typedef struct Pool {
     pthread_mutex_t m;         /* guards the fields below (with the atomics) */
     pthread_cond_t work_cv, done_cv;
     pthread_t *threads;
-    int nworkers;  /* running workers (threads - 1) */
-    int requested; /* kiln_rt_set_num_threads value; <= 0: default */
+    int nworkers;         /* running workers (threads - 1) */
+    int built_for;        /* the thread count the workers were created for */
+    atomic_int requested; /* kiln_rt_set_num_threads value; <= 0: default */
     /* the current loop */
     kiln_rt_body body;
     void *ctx;
@@ -134,6 +135,7 @@ static void stop_workers(void)
     free(pool.threads);
     pool.threads = NULL;
     pool.nworkers = 0;
+    pool.built_for = 0;
     atomic_store(&pool.shutdown, false);
 }
 
@@ -141,9 +143,12 @@ static void stop_workers(void)
  * use (fewer when thread creation fails).  Caller holds call_lock. */
 static int ensure_workers(int want)
 {
-    if (want - 1 == pool.nworkers)
-        return want;
+    /* Compare with the request, not the result: when thread creation
+     * failed part way, keep the smaller pool instead of retrying per loop. */
+    if (want == pool.built_for)
+        return pool.nworkers + 1;
     stop_workers();
+    pool.built_for = want;
     if (want <= 1)
         return 1;
     pool.threads = calloc((size_t)want - 1, sizeof(pthread_t));
@@ -151,9 +156,8 @@ static int ensure_workers(int want)
         return 1;
     pool.spawn_gen = atomic_load(&pool.gen);
     for (int i = 0; i < want - 1; i++) {
-        if (pthread_create(&pool.threads[i], NULL, worker_main, (void *)(intptr_t)(i + 1))) {
+        if (pthread_create(&pool.threads[i], NULL, worker_main, (void *)(intptr_t)(i + 1)))
             break; /* run with what we have */
-        }
         pool.nworkers++;
     }
     if (!pool.nworkers) {
@@ -180,6 +184,7 @@ static void atfork_child(void)
     free(pool.threads);
     pool.threads = NULL;
     pool.nworkers = 0;
+    pool.built_for = 0;
     atomic_store(&pool.shutdown, false);
     pthread_mutex_init(&pool.call_lock, NULL);
     pthread_mutex_init(&pool.m, NULL);
@@ -213,7 +218,8 @@ void kiln_rt_parallel_for(kiln_rt_body body, void *ctx, int64_t n)
     }
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&pool.call_lock);
-    int want = pool.requested > 0 ? pool.requested : default_threads();
+    int req = atomic_load(&pool.requested);
+    int want = req > 0 ? req : default_threads();
     if (want > MAX_THREADS)
         want = MAX_THREADS;
     int nthreads = ensure_workers(want);
@@ -256,19 +262,16 @@ void kiln_rt_parallel_for(kiln_rt_body body, void *ctx, int64_t n)
     pthread_mutex_unlock(&pool.call_lock);
 }
 
+/* No lock: these may be called from inside a parallel body. */
 void kiln_rt_set_num_threads(int n)
 {
-    pthread_mutex_lock(&pool.call_lock);
-    pool.requested = n > MAX_THREADS ? MAX_THREADS : n;
-    pthread_mutex_unlock(&pool.call_lock);
+    atomic_store(&pool.requested, n > MAX_THREADS ? MAX_THREADS : n);
 }
 
 int kiln_rt_get_num_threads(void)
 {
-    pthread_mutex_lock(&pool.call_lock);
-    int n = pool.requested > 0 ? pool.requested : default_threads();
-    pthread_mutex_unlock(&pool.call_lock);
-    return n;
+    int n = atomic_load(&pool.requested);
+    return n > 0 ? n : default_threads();
 }
 
 void *kiln_rt_alloc(size_t bytes)

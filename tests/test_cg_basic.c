@@ -5,6 +5,7 @@
  * in vector bodies, floor div/mod, saturating casts, math functions,
  * min/max semantics, local buffers, parallel loops, and error paths. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "test_cg_util.h"
@@ -110,6 +111,58 @@ static void test_odd_width_guard(void)
         CHECKF(bad == 0, "odd7 (par=%d): %d wrong", par, bad);
         cg_kernel_free(k);
     }
+}
+
+/* Number of gathers whose index and destination registers share an id
+ * (#UD on x86). */
+static int bad_gathers(const char *as)
+{
+    int bad = 0;
+    for (const char *l = as; l && (l = strstr(l, "gather")); l++) {
+        const char *eol = strchr(l, '\n'), *open = strchr(l, '('), *close = strchr(l, ')');
+        if (!eol || !open || !close || close > eol)
+            continue;
+        const char *ix = strstr(open, "mm"), *dst = strstr(close, "mm");
+        if (ix && dst && ix < close && dst < eol && atoi(ix + 2) == atoi(dst + 2))
+            bad++;
+    }
+    return bad;
+}
+
+/* 42 lanes, non-affine indices, loop-invariant gather addresses (softmax's
+ * last stage after fuse + vectorize): LLVM widens odd-width gathers with
+ * undefined index lanes, which once produced a SIGILL; codegen pads them
+ * to a power of two. */
+static void test_odd_width_gather(void)
+{
+    enum { M = 7, N = 33, J1 = 6, W = 42 };
+    Var *j1 = VAR("j1", J1), *v = VAR("j0i", W);
+    Expr *col = ADD(MUL(BIN(EXPR_DIV, V(v), I(7)), I(J1)), V(j1));
+    Expr *ix = ADD(MUL(BIN(EXPR_MOD, V(v), I(7)), I(N)), col);
+    Expr *val = BIN(EXPR_DIV, LD(DT_F32, 0, ix), LD(DT_F32, 1, BIN(EXPR_MOD, V(v), I(7))));
+    LStmt *body = FOR(j1, LOOP_SERIAL,
+                      FOR(v, LOOP_VECTORIZED, IF(BIN(EXPR_LT, col, I(N)), ST(2, ix, val), NULL)));
+    LBuf bufs[] = {BUF("E", DT_F32, T_INPUT, M * N), BUF("s", DT_F32, T_INPUT, M),
+                   BUF("Y", DT_F32, T_OUTPUT, M * N)};
+    LFunc *f = FUNC("oddgather", 3, 3, bufs, body);
+    char *as = NULL;
+    kiln_error e = {0};
+    CHECK(cg_asm_text(f, &as, &e) == KILN_OK);
+    CHECKF(bad_gathers(as) == 0, "gather with index == destination register");
+    free(as);
+    CgKernel *k = compile(f);
+    float *E = galloc(M * N * 4, true), *sv = galloc(M * 4, true), *Y = galloc(M * N * 4, true);
+    for (int i = 0; i < M * N; i++)
+        E[i] = (float)i;
+    for (int i = 0; i < M; i++)
+        sv[i] = (float)(i + 1);
+    CHECK(run(k, 3, E, sv, Y) == 0);
+    int bad = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            bad += !feq(Y[i * N + j], E[i * N + j] / sv[i]);
+    CHECKF(bad == 0, "odd-width gather: %d wrong", bad);
+    cg_kernel_free(k);
 }
 
 /* Strided, non-affine (gather) loads; strided and colliding scatters. */
@@ -708,6 +761,63 @@ static void test_alloc_failure(void)
     }
 }
 
+/* An unrolled loop too big to copy is emitted as a loop. */
+static void test_unroll_budget(void)
+{
+    enum { N = 100000 };
+    Var *i = VAR("i", N);
+    LBuf bufs[] = {BUF("C", DT_I64, T_OUTPUT, N)};
+    LFunc *f = FUNC("bigunroll", 1, 1, bufs, FOR(i, LOOP_UNROLLED, ST(0, V(i), MUL(V(i), I(3)))));
+    double t0 = kiln_rt_now();
+    CgKernel *k = compile(f);
+    CHECK(kiln_rt_now() - t0 < 10.0);
+    int64_t *c = galloc(N * 8, true);
+    CHECK(run(k, 1, c) == 0);
+    CHECK(c[0] == 0 && c[N - 1] == 3 * (int64_t)(N - 1));
+    cg_kernel_free(k);
+}
+
+/* Kernels compiled, run and freed from several threads at once. */
+typedef struct CompileJob {
+    LFunc *f;
+    int ok;
+} CompileJob;
+
+static void *compile_thread(void *arg)
+{
+    CompileJob *job = arg;
+    for (int r = 0; r < 15; r++) {
+        CgKernel *k = NULL;
+        kiln_error e = {0};
+        if (cg_compile(job->f, &k, &e) != KILN_OK)
+            continue;
+        int64_t c[64] = {0};
+        void *args[1] = {c};
+        if (cg_kernel_packed(k)(args) == 0 && c[63] == 63 * 7)
+            job->ok++;
+        cg_kernel_free(k);
+    }
+    return NULL;
+}
+
+static void test_concurrent_compiles(void)
+{
+    enum { T = 3 };
+    Var *p = VAR("p", 4), *v = VAR("v", 16);
+    Expr *ix = ADD(MUL(V(p), I(16)), V(v));
+    LBuf bufs[] = {BUF("C", DT_I64, T_OUTPUT, 64)};
+    LFunc *f = FUNC("conc", 1, 1, bufs,
+                    FOR(p, LOOP_PARALLEL, FOR(v, LOOP_VECTORIZED, ST(0, ix, MUL(ix, I(7))))));
+    pthread_t th[T];
+    CompileJob jobs[T] = {{f, 0}, {f, 0}, {f, 0}};
+    for (int i = 0; i < T; i++)
+        pthread_create(&th[i], NULL, compile_thread, &jobs[i]);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < T; i++)
+        CHECKF(jobs[i].ok == 15, "thread %d: %d of 15 kernels right", i, jobs[i].ok);
+}
+
 /* Malformed input is an error, never a crash. */
 static void test_errors(void)
 {
@@ -763,6 +873,7 @@ int main(int argc, char **argv)
     test_add16();
     test_odd_width_guard();
     test_gather_scatter();
+    test_odd_width_gather();
     test_padding();
     test_uniform_load_under_mask();
     test_scalar_lazy_select();
@@ -774,6 +885,8 @@ int main(int argc, char **argv)
     test_locals();
     test_parallel_capture();
     test_alloc_failure();
+    test_unroll_budget();
+    test_concurrent_compiles();
     test_errors();
     test_same_name();
     gfree_all();

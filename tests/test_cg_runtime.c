@@ -97,6 +97,8 @@ static void inner_body(void *ctx, int64_t b, int64_t e)
 
 static void outer_body(void *ctx, int64_t b, int64_t e)
 {
+    /* the thread-count knob works from inside a body (no deadlock) */
+    kiln_rt_set_num_threads(kiln_rt_get_num_threads());
     for (int64_t i = b; i < e; i++) {
         InnerCtx ic = {ctx, pthread_self()};
         kiln_rt_parallel_for(inner_body, &ic, 10);
