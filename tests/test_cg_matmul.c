@@ -144,7 +144,8 @@ int main(int argc, char **argv)
     printf("compile mm1024 (6x32 tile, local acc): median %.2f ms (cpu %.2f ms), min %.2f ms, "
            "max %.2f ms\n",
            ms[NC / 2], cms[NC / 2], ms[0], ms[NC - 1]);
-    CHECKF(ms[NC / 2] < 200, "compile took %.1f ms", ms[NC / 2]);
+    /* Compile latency is reported, not asserted: the machine is shared and
+     * timings belong to bench/ (kiln run --json reports compile_ms). */
 
     LFunc *big_direct = matmul("mm1024d", 1024, 1024, 1024, false);
     for (int i = 0; i < NC; i++) {

@@ -568,9 +568,7 @@ static void test_xgb_on_features(void)
     printf("featurise+predict: %.0f candidates/s of CPU (features %.1f us, predict %.1f us per "
            "candidate; batch %d)\n",
            rate, tf / (batches * B) * 1e6, (secs - tf) / (batches * B) * 1e6, B);
-#if defined(__OPTIMIZE__) && !defined(__SANITIZE_ADDRESS__)
-    CHECKF(rate >= 20000, "%.0f candidates/s", rate);
-#endif
+    /* Printed, not asserted: speed belongs to bench/ (tune_bench reports it). */
     free(brows);
     free(sc);
     kiln_cost_model_free(m);

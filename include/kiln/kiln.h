@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "kiln/error.h"
+#include "kiln/tune.h"
 
 #ifdef __cplusplus
 extern "C" {
