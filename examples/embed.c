@@ -52,10 +52,9 @@ static kiln_schedule *build_schedule(const kiln_program *p, kiln_error *e)
     const char *order[] = {"C.io", "C.jo", "C.k", "C.ii", "C.jv"};
     const char *dsplit[] = {"D.jo", "D.jv"};
     if (kiln_schedule_split(s, "C.i", 1, f4, isplit, e) ||
-        kiln_schedule_split(s, "C.j", 1, f16, jsplit, e) ||
-        kiln_schedule_reorder(s, 5, order, e) || kiln_schedule_unroll(s, "C.ii", e) ||
-        kiln_schedule_vectorize(s, "C.jv", e) || kiln_schedule_parallel(s, "C.io", e) ||
-        kiln_schedule_split(s, "D.j", 1, f16, dsplit, e) ||
+        kiln_schedule_split(s, "C.j", 1, f16, jsplit, e) || kiln_schedule_reorder(s, 5, order, e) ||
+        kiln_schedule_unroll(s, "C.ii", e) || kiln_schedule_vectorize(s, "C.jv", e) ||
+        kiln_schedule_parallel(s, "C.io", e) || kiln_schedule_split(s, "D.j", 1, f16, dsplit, e) ||
         kiln_schedule_vectorize(s, "D.jv", e) || kiln_schedule_parallel(s, "D.i", e)) {
         kiln_schedule_free(s);
         return NULL;
@@ -86,8 +85,7 @@ int main(void)
     for (int i = 0; i < N; i++)
         bias[i] = (float)rand() / RAND_MAX - 0.5f;
 
-    if (!(p = build_program(&e)) || !(s = build_schedule(p, &e)) ||
-        kiln_kernel_compile(s, &k, &e))
+    if (!(p = build_program(&e)) || !(s = build_schedule(p, &e)) || kiln_kernel_compile(s, &k, &e))
         goto done;
 
     char *text = kiln_schedule_to_string(s);
