@@ -7,9 +7,13 @@
  * pay a wake-up each.  One parallel loop runs at a time (callers are
  * serialised by `call_lock`); a parallel loop started from inside a body
  * runs serially on the calling thread.  Iterations are split in
- * contiguous chunks: chunk c of T covers [c*n/T, (c+1)*n/T), the caller
- * runs chunk 0.  Workers are joined at exit and forgotten in a forked
- * child (they do not exist there). */
+ * contiguous chunks (up to CHUNKS_PER_THREAD per thread) that the caller
+ * and the workers CLAIM from a shared counter: a worker the OS has not
+ * scheduled yet (a loaded machine) claims nothing, and the threads that
+ * do run take its share instead of waiting for it.  The counter carries
+ * the loop's generation in its high half, so a worker that wakes late
+ * can never claim a chunk of a later loop.  Workers are joined at exit
+ * and forgotten in a forked child (they do not exist there). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,7 +25,7 @@
 
 #include "runtime/runtime.h"
 
-enum { SPIN_ITERS = 20000, MAX_THREADS = 1024 };
+enum { SPIN_ITERS = 20000, MAX_THREADS = 1024, CHUNKS_PER_THREAD = 4 };
 
 typedef struct Pool {
     pthread_mutex_t call_lock; /* one parallel loop at a time */
@@ -35,10 +39,11 @@ typedef struct Pool {
     kiln_rt_body body;
     void *ctx;
     int64_t n;
-    int nchunks;             /* chunks of this loop (= nworkers + 1) */
+    atomic_int nchunks;      /* chunks of this loop */
     unsigned long spawn_gen; /* gen when the workers were created: their start */
     atomic_ulong gen;        /* bumped for every loop; workers wait for a change */
-    atomic_int pending;      /* worker chunks not yet finished */
+    _Atomic uint64_t claim;  /* (uint32 gen) << 32 | next unclaimed chunk */
+    atomic_int done;         /* chunks finished in this loop */
     atomic_bool shutdown;
     bool caller_sleeping; /* the caller waits on done_cv */
 } Pool;
@@ -76,7 +81,7 @@ static int default_threads(void)
 
 static void run_chunk(int c, int nchunks, kiln_rt_body body, void *ctx, int64_t n)
 {
-    /* Split without overflow for any n below 2^62 and nchunks <= 1024. */
+    /* Split without overflow for any n below 2^62 and nchunks <= 4096. */
     int64_t q = n / nchunks, r = n % nchunks;
     int64_t b = (int64_t)c * q + (c < r ? c : r);
     int64_t e = b + q + (c < r ? 1 : 0);
@@ -87,9 +92,39 @@ static void run_chunk(int c, int nchunks, kiln_rt_body body, void *ctx, int64_t 
     }
 }
 
+/* Claims and runs chunks of loop `tag` until none is left; returns how
+ * many this thread ran.  The loop's fields are read only after a claim
+ * succeeded: the caller cannot move on while a claimed chunk is running,
+ * so they still belong to loop `tag`. */
+static int claim_chunks(uint32_t tag)
+{
+    int ran = 0;
+    for (;;) {
+        uint64_t c = atomic_load_explicit(&pool.claim, memory_order_acquire);
+        if ((uint32_t)(c >> 32) != tag)
+            return ran;
+        int idx = (int)(uint32_t)c;
+        /* May already be a later loop's count: then the CAS below fails. */
+        int nchunks = atomic_load_explicit(&pool.nchunks, memory_order_relaxed);
+        if (idx >= nchunks)
+            return ran;
+        if (!atomic_compare_exchange_weak_explicit(&pool.claim, &c, c + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        run_chunk(idx, nchunks, pool.body, pool.ctx, pool.n);
+        ran++;
+        if (atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel) + 1 == nchunks) {
+            pthread_mutex_lock(&pool.m);
+            if (pool.caller_sleeping)
+                pthread_cond_signal(&pool.done_cv);
+            pthread_mutex_unlock(&pool.m);
+        }
+    }
+}
+
 static void *worker_main(void *arg)
 {
-    int id = (int)(intptr_t)arg; /* 1..nworkers; chunk 0 belongs to the caller */
+    (void)arg;
     /* Not the current gen: the first loop may already have been posted
      * before this thread got here. */
     unsigned long seen = pool.spawn_gen;
@@ -110,14 +145,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&pool.shutdown))
             return NULL;
         seen = g;
-        /* body/ctx/n/nchunks were written before gen was bumped (release). */
-        run_chunk(id, pool.nchunks, pool.body, pool.ctx, pool.n);
-        if (atomic_fetch_sub(&pool.pending, 1) == 1) {
-            pthread_mutex_lock(&pool.m);
-            if (pool.caller_sleeping)
-                pthread_cond_signal(&pool.done_cv);
-            pthread_mutex_unlock(&pool.m);
-        }
+        claim_chunks((uint32_t)g);
     }
 }
 
@@ -223,11 +251,9 @@ void kiln_rt_parallel_for(kiln_rt_body body, void *ctx, int64_t n)
     if (want > MAX_THREADS)
         want = MAX_THREADS;
     int nthreads = ensure_workers(want);
-    /* Every worker takes part in every loop (some with empty chunks when
-     * n < threads): then no worker can lag a loop behind and read the next
-     * loop's fields. */
-    int nchunks = nthreads;
-    if (nchunks <= 1) {
+    int64_t nc = (int64_t)nthreads * CHUNKS_PER_THREAD;
+    int nchunks = (int)(n < nc ? n : nc);
+    if (nthreads <= 1) {
         pthread_mutex_unlock(&pool.call_lock);
         in_parallel++;
         body(ctx, 0, n);
@@ -237,24 +263,27 @@ void kiln_rt_parallel_for(kiln_rt_body body, void *ctx, int64_t n)
     pool.body = body;
     pool.ctx = ctx;
     pool.n = n;
-    pool.nchunks = nchunks;
-    atomic_store(&pool.pending, nchunks - 1);
+    atomic_store_explicit(&pool.nchunks, nchunks, memory_order_relaxed);
+    atomic_store(&pool.done, 0);
+    uint32_t tag = (uint32_t)(atomic_load(&pool.gen) + 1);
+    atomic_store_explicit(&pool.claim, (uint64_t)tag << 32, memory_order_release);
     pthread_mutex_lock(&pool.m);
     atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
     pthread_cond_broadcast(&pool.work_cv);
     pthread_mutex_unlock(&pool.m);
 
-    run_chunk(0, nchunks, body, ctx, n);
+    claim_chunks(tag);
 
     int spins = 0;
-    while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0 && spins < SPIN_ITERS) {
+    while (atomic_load_explicit(&pool.done, memory_order_acquire) < nchunks &&
+           spins < SPIN_ITERS) {
         cpu_relax();
         spins++;
     }
-    if (atomic_load(&pool.pending) > 0) {
+    if (atomic_load(&pool.done) < nchunks) {
         pthread_mutex_lock(&pool.m);
         pool.caller_sleeping = true;
-        while (atomic_load(&pool.pending) > 0)
+        while (atomic_load(&pool.done) < nchunks)
             pthread_cond_wait(&pool.done_cv, &pool.m);
         pool.caller_sleeping = false;
         pthread_mutex_unlock(&pool.m);

@@ -56,7 +56,8 @@ static void test_cover(void)
             int calls = atomic_load(&c.ncalls);
             CHECKF(bad == 0, "n=%lld threads=%d: %d iterations not run exactly once", (long long)n,
                    threads[t], bad);
-            CHECKF(calls >= 1 && calls <= want && calls <= n, "n=%lld threads=%d: %d chunks",
+            /* up to 4 chunks per thread, claimed dynamically (runtime.c) */
+            CHECKF(calls >= 1 && calls <= 4 * want && calls <= n, "n=%lld threads=%d: %d chunks",
                    (long long)n, threads[t], calls);
             /* chunks are contiguous ranges that tile [0, n) */
             int64_t starts[MAXCALLS];
