@@ -29,6 +29,7 @@ int (*cg_kernel_packed(const CgKernel *k))(void **args);
 /* The ABI entry point (cast to the right prototype). */
 void *cg_kernel_fn(const CgKernel *k);
 double cg_kernel_compile_ms(const CgKernel *k);
+double cg_kernel_compile_cpu_ms(const CgKernel *k); /* CPU time of the compiling thread */
 void cg_kernel_free(CgKernel *k); /* NULL ok; frees the machine code */
 
 /* Writes a relocatable object (PIC, host CPU) holding f's function. */

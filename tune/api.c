@@ -492,6 +492,11 @@ double kiln_kernel_compile_ms(const kiln_kernel *k)
     return k ? cg_kernel_compile_ms(k->k) : 0;
 }
 
+double kiln_kernel_compile_cpu_ms(const kiln_kernel *k)
+{
+    return k ? cg_kernel_compile_cpu_ms(k->k) : 0;
+}
+
 void kiln_kernel_free(kiln_kernel *k)
 {
     if (!k)

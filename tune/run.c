@@ -181,6 +181,7 @@ int kiln_run(const kiln_schedule *s, const kiln_run_options *opts, kiln_run_resu
     if (rc)
         return rc;
     r.compile_ms = kiln_kernel_compile_ms(k);
+    r.compile_cpu_ms = kiln_kernel_compile_cpu_ms(k);
     r.threads = kiln_get_num_threads();
 
     TuneArgs got, want;

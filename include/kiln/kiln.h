@@ -129,7 +129,10 @@ int kiln_kernel_call(const kiln_kernel *k, void *const *args);
 /* The compiled function itself, with the ABI of docs/abi.md: cast it to
  * int (*)(const float *, ..., float *).  Valid until kiln_kernel_free. */
 void *kiln_kernel_function(const kiln_kernel *k);
+/* Wall-clock time the compilation took, and the compiling thread's CPU
+ * time (the cost itself, unaffected by other processes on the machine). */
 double kiln_kernel_compile_ms(const kiln_kernel *k);
+double kiln_kernel_compile_cpu_ms(const kiln_kernel *k);
 void kiln_kernel_free(kiln_kernel *k);
 
 /* Writes an object file (PIC, for the host CPU) and, if header_path is
@@ -161,6 +164,7 @@ typedef struct kiln_run_result {
     double max_abs_err; /* largest |kernel - interpreter| over all outputs */
     double max_rel_err;
     double compile_ms;
+    double compile_cpu_ms;
     double median_ms;   /* per call */
     double gflops;      /* flops / median time */
     int threads;
