@@ -81,6 +81,9 @@ typedef struct Var {
     int64_t extent;
     bool reduce;   /* a reduction variable of its statement */
     int id;        /* unique within its arena user (for printing/hashing) */
+    int owner;     /* LoopIR loop vars: 1 + the buffer written by the statement
+                    * whose loop this is (0: unknown); lets passes tell the
+                    * loops of nested statements (compute_at) apart */
 } Var;
 
 /* ================================================================= Expr */
@@ -273,6 +276,10 @@ typedef struct StmtSched {
     SRel *rels;
     int nrels, relcap;
     bool inlined;  /* computed inside its consumers */
+    /* compute_at: computed inside loop at_loop of statement at_stmt, for
+     * the region that loop's body reads (bound inference in lower/). */
+    bool at;
+    int at_stmt, at_loop;
 } StmtSched;
 
 typedef struct Schedule {
@@ -284,6 +291,12 @@ typedef struct Schedule {
      * parser can point at that token: k >= 0 the k-th argument inside the
      * parentheses, -2-k the k-th result name, -1 the call as a whole. */
     int err_arg;
+    /* The program as rewritten by cache_write / cache_read / rfactor (new
+     * temps appended after prog's tensors, new statements inserted before
+     * their consumers), or NULL while there is none.  st[] and every
+     * statement index of the schedule refer to sched_prog(s), never to
+     * prog; prog stays the user's program (interpreter, ABI). */
+    Program *dp;
 } Schedule;
 
 Schedule *sched_new(const Program *p);  /* the identity schedule: natural loop order */
@@ -301,6 +314,27 @@ int sched_fuse(Schedule *s, int stmt, int nloops, const int *loops, const char *
 int sched_reorder(Schedule *s, int stmt, int nloops, const int *loops, kiln_error *e);
 int sched_annotate(Schedule *s, int stmt, int loop, LoopKind kind, kiln_error *e);
 int sched_inline(Schedule *s, int stmt, kiln_error *e);
+/* The statements the schedule works on: prog, or its rewritten copy. */
+const Program *sched_prog(const Schedule *s);
+/* Memory-hierarchy primitives (docs/schedules.md).  Statement and tensor
+ * indices refer to sched_prog(s); `name` may be NULL for a fresh default.
+ * compute_at: statement stmt (writing a temp) is computed inside loop
+ *   `loop` of statement `consumer`, the only statement that reads it.
+ * cache_write: stmt's computation moves to a new temp `name` (same shape);
+ *   stmt becomes the copy T[...] = name[...].  stmt must be unscheduled.
+ * cache_read: a new temp `name` = copy of tensor `tensor`; consumer reads
+ *   it instead.  layout (NULL or nlayout entries) permutes the new temp's
+ *   dimensions: layout[k] = which dimension of `tensor` is the k-th.
+ * rfactor: the reduction loop `loop` (an original reduction var) of stmt
+ *   is split by `factor`; a new temp `name` holds the partial results
+ *   indexed by the outer part (a spatial, parallelizable loop) and stmt
+ *   reduces over them.  stmt must be unscheduled. */
+int sched_compute_at(Schedule *s, int stmt, int consumer, int loop, kiln_error *e);
+int sched_cache_write(Schedule *s, int stmt, const char *name, kiln_error *e);
+int sched_cache_read(Schedule *s, int tensor, int consumer, const char *name, int nlayout,
+                     const int *layout, kiln_error *e);
+int sched_rfactor(Schedule *s, int stmt, int loop, int64_t factor, const char *name,
+                  kiln_error *e);
 /* A reasonable schedule when the user gives none. */
 Schedule *sched_default(const Program *p);
 

@@ -1,6 +1,9 @@
 /* ir/sched_random.c: random valid schedules (for tests and random search).
  *
- * Draws primitives with fixed probabilities and applies them through the
+ * Draws primitives with fixed probabilities (cache_write, rfactor and
+ * cache_read first, then inline, then per statement, consumers first: an
+ * optional compute_at into a consumer's loop, loop primitives,
+ * annotations) and applies them through the
  * ordinary sched_* functions; a primitive that refuses is simply skipped,
  * so the result is valid by construction.  Randomness is the explicit
  * xorshift64* state passed in, never a global. */
@@ -141,18 +144,94 @@ static void random_annotations(Schedule *s, int stmt, uint64_t *rng)
     }
 }
 
+/* Reads statement i's right-hand side tensor t directly? */
+static bool reads_tensor(const Expr *x, int t)
+{
+    if (!x || x->kind == EXPR_INT || x->kind == EXPR_FLOAT || x->kind == EXPR_VAR)
+        return false;
+    if (x->kind == EXPR_LOAD) {
+        if (x->u.load.buf == t)
+            return true;
+        for (int i = 0; i < x->u.load.n; i++)
+            if (reads_tensor(x->u.load.idx[i], t))
+                return true;
+        return false;
+    }
+    return reads_tensor(x->u.op.a, t) || reads_tensor(x->u.op.b, t) || reads_tensor(x->u.op.c, t);
+}
+
+/* cache_write / rfactor of reductions and cache_read of their operands:
+ * these rewrite statements, so they come before any loop scheduling.
+ * Statements are found by the tensor they write, since indices shift. */
+static void random_caches(Schedule *s, const Program *orig, uint64_t *rng)
+{
+    for (int ti = 0; ti < orig->ntensors; ti++) {
+        const Program *p = sched_prog(s);
+        int w = p->tensors[ti].writer;
+        if (w < 0)
+            continue;
+        const Stmt *ps = &p->stmts[w];
+        if (ps->red != RED_NONE && chance(rng, 30)) {
+            if (chance(rng, 35) && ps->nvars > ps->nspatial) {
+                int loop = ps->nspatial + (int)rnd(rng, ps->nvars - ps->nspatial);
+                int64_t ext = ps->vars[loop]->extent;
+                sched_rfactor(s, w, loop, 1 + rnd(rng, ext < 8 ? ext : 8), NULL, NULL);
+            } else {
+                sched_cache_write(s, w, NULL, NULL);
+            }
+        }
+        p = sched_prog(s);
+        w = p->tensors[ti].writer;
+        for (int t = 0; t < orig->ntensors; t++) {
+            if (!reads_tensor(p->stmts[w].rhs, t) || !chance(rng, 15))
+                continue;
+            int perm[IR_MAX_DIMS], n = p->tensors[t].ndim;
+            for (int k = 0; k < n; k++)
+                perm[k] = k;
+            bool swap = n >= 2 && chance(rng, 30);
+            if (swap) {
+                perm[n - 2] = n - 1;
+                perm[n - 1] = n - 2;
+            }
+            sched_cache_read(s, t, w, NULL, swap ? n : 0, perm, NULL);
+            p = sched_prog(s);
+            w = p->tensors[ti].writer;
+        }
+    }
+}
+
+/* compute_at of temp statement i into a random loop of a consumer. */
+static void random_compute_at(Schedule *s, int i, uint64_t *rng)
+{
+    const Program *p = sched_prog(s);
+    for (int c = i + 1; c < p->nstmts; c++) {
+        StmtSched *st = &s->st[c];
+        if (st->inlined || !st->norder)
+            continue;
+        int loop = st->order[rnd(rng, st->norder)];
+        if (sched_compute_at(s, i, c, loop, NULL) == KILN_OK)
+            return;
+    }
+}
+
 Schedule *sched_random(const Program *p, uint64_t *rng)
 {
     Schedule *s = sched_new(p);
     if (!s)
         return NULL;
-    for (int i = 0; i < p->nstmts; i++)
-        if (p->tensors[p->stmts[i].out].kind == T_TEMP && p->stmts[i].red == RED_NONE &&
+    random_caches(s, p, rng);
+    const Program *q = sched_prog(s);
+    for (int i = 0; i < q->nstmts; i++)
+        if (q->tensors[q->stmts[i].out].kind == T_TEMP && q->stmts[i].red == RED_NONE &&
             chance(rng, 35))
             sched_inline(s, i, NULL);
-    for (int i = 0; i < p->nstmts; i++) {
+    /* Consumers first: a producer is computed at a loop of an already
+     * scheduled consumer, and then scheduled over its region. */
+    for (int i = q->nstmts - 1; i >= 0; i--) {
         if (s->st[i].inlined)
             continue;
+        if (q->tensors[q->stmts[i].out].kind == T_TEMP && chance(rng, 50))
+            random_compute_at(s, i, rng);
         int nops = (int)rnd(rng, 6);
         for (int k = 0; k < nops; k++) {
             int64_t r = rnd(rng, 100);

@@ -212,7 +212,7 @@ static int prim_error(Parser *ps, int rc, const kiln_error *tmp, const Tok *prim
 /* A result name: "T.x" (T must be the statement's tensor) or plain "x". */
 static int result_name(Parser *ps, const Tok *t, int stmt, char *out, size_t n)
 {
-    const char *tn = ps->s->prog->tensors[ps->s->prog->stmts[stmt].out].name;
+    const char *tn = sched_prog(ps->s)->tensors[sched_prog(ps->s)->stmts[stmt].out].name;
     const char *dot = memchr(t->p, '.', (size_t)t->len);
     if (!dot) {
         snprintf(out, n, "%.*s", t->len, t->p);
@@ -233,6 +233,23 @@ static int find_tensor(const Program *p, const char *name)
         if (!strcmp(p->tensors[i].name, name))
             return i;
     return -1;
+}
+
+/* Resolves a tensor argument; *writer = its statement or -1 (input). */
+static int resolve_tensor(Parser *ps, const Tok *t, int *tensor, int *writer)
+{
+    char buf[64];
+    if (t->k != TK_ID || memchr(t->p, '.', (size_t)t->len))
+        return perr(ps, t->loc, "expected a tensor name, got %s", tok_desc(t, buf, sizeof buf));
+    char tn[128];
+    snprintf(tn, sizeof tn, "%.*s", t->len, t->p);
+    const Program *p = sched_prog(ps->s);
+    int k = find_tensor(p, tn);
+    if (k < 0)
+        return ir_error(ps->e, KILN_ESCHEDULE, ps->file, t->loc, "unknown tensor '%s'", tn);
+    *tensor = k;
+    *writer = p->tensors[k].writer;
+    return KILN_OK;
 }
 
 static int one_stmt_loops(Parser *ps, const Tok *args, int n, int *stmt, int *loops)
@@ -287,8 +304,9 @@ static int parse_call(Parser *ps)
     } else {
         prim = first;
     }
-    static const char *const prims[] = {"split",     "fuse",   "reorder", "parallel",
-                                        "vectorize", "unroll", "serial",  "inline"};
+    static const char *const prims[] = {"split",      "fuse",        "reorder",    "parallel",
+                                        "vectorize",  "unroll",      "serial",     "inline",
+                                        "compute_at", "cache_write", "cache_read", "rfactor"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof prims / sizeof *prims); i++)
         if (tok_is(&prim, prims[i]))
@@ -296,7 +314,7 @@ static int parse_call(Parser *ps)
     if (which < 0)
         return perr(ps, prim.loc,
                     "unknown primitive '%.*s' (expected split, fuse, reorder, parallel, vectorize, "
-                    "unroll, serial or inline)",
+                    "unroll, serial, inline, compute_at, cache_write, cache_read or rfactor)",
                     prim.len, prim.p);
     if (ps->tok.k != TK_LP)
         return perr(ps, ps->tok.loc, "expected '(' after '%s', got %s", prims[which],
@@ -330,8 +348,19 @@ static int parse_call(Parser *ps)
     kiln_error tmp;
     kiln_error_clear(&tmp);
     int stmt = -1, loops[MAX_ARGS];
-    if (which >= 2 && nnames)
+    if (which >= 2 && which <= 8 && nnames)
         return perr(ps, names[0].loc, "'%s' does not return loops", prims[which]);
+    char newname[128];
+    if (which >= 9 && nnames) {
+        /* cache_write, cache_read, rfactor: one new tensor name */
+        if (nnames > 1)
+            return perr(ps, names[1].loc, "%s gives one tensor, but %d names are given",
+                        prims[which], nnames);
+        if (memchr(names[0].p, '.', (size_t)names[0].len))
+            return perr(ps, names[0].loc, "expected a tensor name, got '%.*s'", names[0].len,
+                        names[0].p);
+        snprintf(newname, sizeof newname, "%.*s", names[0].len, names[0].p);
+    }
 
     switch (which) {
     case 0: { /* split */
@@ -398,7 +427,7 @@ static int parse_call(Parser *ps)
         rc = sched_annotate(s, stmt, loops[0], kinds[which - 3], &tmp);
         break;
     }
-    default: { /* inline */
+    case 7: { /* inline */
         if (nargs != 1)
             return perr(ps, nargs ? args[1].loc : rp.loc, "inline takes exactly one tensor name");
         if (args[0].k != TK_ID || memchr(args[0].p, '.', (size_t)args[0].len))
@@ -406,15 +435,78 @@ static int parse_call(Parser *ps)
                         tok_desc(&args[0], buf, sizeof buf));
         char tn[128];
         snprintf(tn, sizeof tn, "%.*s", args[0].len, args[0].p);
-        int t = find_tensor(s->prog, tn);
-        if (t < 0)
-            return ir_error(ps->e, KILN_ESCHEDULE, ps->file, args[0].loc, "unknown tensor '%s'",
-                            tn);
-        int w = s->prog->tensors[t].writer;
+        int t, w;
+        if ((rc = resolve_tensor(ps, &args[0], &t, &w)))
+            return rc;
         if (w < 0)
             return ir_error(ps->e, KILN_ESCHEDULE, ps->file, args[0].loc,
                             "cannot inline '%s': it is an input", tn);
         rc = sched_inline(s, w, &tmp);
+        break;
+    }
+    case 8: { /* compute_at(P, C.loop) */
+        if (nargs != 2)
+            return perr(ps, nargs > 2 ? args[2].loc : rp.loc,
+                        "compute_at takes a tensor and a loop: compute_at(T, C.i)");
+        int t, w;
+        if ((rc = resolve_tensor(ps, &args[0], &t, &w)))
+            return rc;
+        if (w < 0)
+            return ir_error(ps->e, KILN_ESCHEDULE, ps->file, args[0].loc,
+                            "cannot compute '%s' at a loop: it is an input",
+                            sched_prog(s)->tensors[t].name);
+        if ((rc = resolve_loop(ps, &args[1], &stmt, &loops[0])))
+            return rc;
+        rc = sched_compute_at(s, w, stmt, loops[0], &tmp);
+        break;
+    }
+    case 9: { /* [L =] cache_write(T) */
+        if (nargs != 1)
+            return perr(ps, nargs ? args[1].loc : rp.loc,
+                        "cache_write takes exactly one tensor name");
+        int t, w;
+        if ((rc = resolve_tensor(ps, &args[0], &t, &w)))
+            return rc;
+        if (w < 0)
+            return ir_error(ps->e, KILN_ESCHEDULE, ps->file, args[0].loc,
+                            "cannot cache_write '%s': it is an input",
+                            sched_prog(s)->tensors[t].name);
+        rc = sched_cache_write(s, w, nnames ? newname : NULL, &tmp);
+        break;
+    }
+    case 10: { /* [R =] cache_read(T, C [, layout...]) */
+        if (nargs < 2)
+            return perr(ps, rp.loc, "cache_read takes a tensor and its consumer: cache_read(B, C)");
+        int t, w, ct, cw;
+        if ((rc = resolve_tensor(ps, &args[0], &t, &w)) ||
+            (rc = resolve_tensor(ps, &args[1], &ct, &cw)))
+            return rc;
+        if (cw < 0)
+            return ir_error(ps->e, KILN_ESCHEDULE, ps->file, args[1].loc,
+                            "'%s' is an input; the consumer must be a computed tensor",
+                            sched_prog(s)->tensors[ct].name);
+        int lay[IR_MAX_DIMS], nl = nargs - 2;
+        if (nl > IR_MAX_DIMS)
+            return perr(ps, args[2 + IR_MAX_DIMS].loc, "layout has too many dimensions");
+        for (int i = 0; i < nl; i++) {
+            if (args[2 + i].k != TK_INT)
+                return perr(ps, args[2 + i].loc, "expected a dimension number, got %s",
+                            tok_desc(&args[2 + i], buf, sizeof buf));
+            lay[i] = (int)args[2 + i].v;
+        }
+        rc = sched_cache_read(s, t, cw, nnames ? newname : NULL, nl, lay, &tmp);
+        break;
+    }
+    default: { /* [R =] rfactor(C.k, factor) */
+        if (nargs != 2)
+            return perr(ps, nargs > 2 ? args[2].loc : rp.loc,
+                        "rfactor takes a reduction loop and a factor: rfactor(C.k, 16)");
+        if ((rc = resolve_loop(ps, &args[0], &stmt, &loops[0])))
+            return rc;
+        if (args[1].k != TK_INT)
+            return perr(ps, args[1].loc, "expected an integer factor, got %s",
+                        tok_desc(&args[1], buf, sizeof buf));
+        rc = sched_rfactor(s, stmt, loops[0], args[1].v, nnames ? newname : NULL, &tmp);
         break;
     }
     }

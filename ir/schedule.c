@@ -26,7 +26,7 @@
 /* ------------------------------------------------------------ helpers */
 static const char *stmt_tensor(const Schedule *s, int stmt)
 {
-    return s->prog->tensors[s->prog->stmts[stmt].out].name;
+    return sched_prog(s)->tensors[sched_prog(s)->stmts[stmt].out].name;
 }
 
 static void qname(const Schedule *s, int stmt, int loop, char *buf, size_t n)
@@ -135,7 +135,7 @@ static bool reserve(Schedule *s, StmtSched *st, int nl)
  * inlined, loop still a leaf. */
 static int check_leaf(Schedule *s, int stmt, int loop, int arg, kiln_error *e)
 {
-    if (stmt < 0 || stmt >= s->prog->nstmts) {
+    if (stmt < 0 || stmt >= sched_prog(s)->nstmts) {
         s->err_arg = arg;
         return ir_error(e, KILN_EINVAL, NULL, (Loc){0, 0}, "no statement %d", stmt);
     }
@@ -197,6 +197,70 @@ static int vectorized_leaf(const StmtSched *st)
     return -1;
 }
 
+/* Refuses to change loop `loop` of stmt when a statement is computed at
+ * it: the loop the producer hangs on must stay. */
+static int check_not_target(Schedule *s, int stmt, int loop, int arg, const char *what,
+                            kiln_error *e)
+{
+    const Program *p = sched_prog(s);
+    for (int i = 0; i < p->nstmts; i++)
+        if (s->st[i].at && s->st[i].at_stmt == stmt && s->st[i].at_loop == loop) {
+            char q[160];
+            qname(s, stmt, loop, q, sizeof q);
+            return fail(
+                s, e, arg,
+                "cannot %s %s: '%s' is computed at it (schedule the consumer before compute_at)",
+                what, q, stmt_tensor(s, i));
+        }
+    return KILN_OK;
+}
+
+/* A computed-at statement's loops shrink to its region: extent limits of
+ * vectorize/unroll are then checked by lower/ on the real extents. */
+static bool may_shrink(const Schedule *s, int stmt)
+{
+    return s->st[stmt].at;
+}
+
+/* Does expression x read tensor t, directly or through inlined temps? */
+static bool reads(const Schedule *s, const Expr *x, int t)
+{
+    if (!x)
+        return false;
+    switch (x->kind) {
+    case EXPR_INT:
+    case EXPR_FLOAT:
+    case EXPR_VAR:
+        return false;
+    case EXPR_LOAD: {
+        if (x->u.load.buf == t)
+            return true;
+        for (int i = 0; i < x->u.load.n; i++)
+            if (reads(s, x->u.load.idx[i], t))
+                return true;
+        const Program *p = sched_prog(s);
+        int w = p->tensors[x->u.load.buf].writer;
+        return w >= 0 && s->st[w].inlined && reads(s, p->stmts[w].rhs, t);
+    }
+    default:
+        return reads(s, x->u.op.a, t) || reads(s, x->u.op.b, t) || reads(s, x->u.op.c, t);
+    }
+}
+
+/* -1 when `reader` is the only statement (not inlined) that reads tensor
+ * t and it does read it; else the index of an offending statement (or
+ * -2 when reader does not read t). */
+static int sole_reader(const Schedule *s, int t, int reader)
+{
+    const Program *p = sched_prog(s);
+    if (!reads(s, p->stmts[reader].rhs, t))
+        return -2;
+    for (int i = 0; i < p->nstmts; i++)
+        if (i != reader && !s->st[i].inlined && reads(s, p->stmts[i].rhs, t))
+            return i;
+    return -1;
+}
+
 /* ------------------------------------------------------ construction */
 Schedule *sched_new(const Program *p)
 {
@@ -248,6 +312,19 @@ void sched_free(Schedule *s)
 
 Schedule *sched_clone(const Schedule *s)
 {
+    if (s->dp) {
+        /* A rewritten program lives in s's arena: rebuild it by replaying
+         * the trace, which reproduces the schedule exactly. */
+        Schedule *c = sched_new(s->prog);
+        char *text = sched_to_text(s);
+        int rc = c && text ? sched_apply_text(c, text, "<clone>", NULL) : KILN_ENOMEM;
+        free(text);
+        if (rc) {
+            sched_free(c);
+            return NULL;
+        }
+        return c;
+    }
     Arena *a = arena_new();
     if (!a)
         return NULL;
@@ -299,7 +376,7 @@ oom:
 
 int sched_find_loop(const Schedule *s, const char *q, int *stmt, int *loop, kiln_error *e)
 {
-    const Program *p = s->prog;
+    const Program *p = sched_prog(s);
     const char *dot = q ? strchr(q, '.') : NULL;
     if (!dot)
         return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
@@ -337,6 +414,8 @@ int sched_split(Schedule *s, int stmt, int loop, int nf, const int64_t *factors,
     s->err_arg = -1;
     int rc = check_leaf(s, stmt, loop, 0, e);
     if (rc)
+        return rc;
+    if ((rc = check_not_target(s, stmt, loop, 0, "split", e)))
         return rc;
     StmtSched *st = &s->st[stmt];
     char q[160];
@@ -432,7 +511,8 @@ int sched_fuse(Schedule *s, int stmt, int n, const int *loops, const char *name,
         return fail(s, e, IR_MAX_DIMS, "fuse of at most %d loops", IR_MAX_DIMS);
     int rc;
     for (int i = 0; i < n; i++)
-        if ((rc = check_leaf(s, stmt, loops[i], i, e)))
+        if ((rc = check_leaf(s, stmt, loops[i], i, e)) ||
+            (rc = check_not_target(s, stmt, loops[i], i, "fuse", e)))
             return rc;
     StmtSched *st = &s->st[stmt];
     int64_t ext = 1;
@@ -613,10 +693,12 @@ int sched_annotate(Schedule *s, int stmt, int loop, LoopKind kind, kiln_error *e
     case LOOP_VECTORIZED:
         if (l->reduce)
             return fail(s, e, 0, "cannot vectorize reduction loop %s", q);
+        if ((rc = check_not_target(s, stmt, loop, 0, "vectorize", e)))
+            return rc;
         if (l->kind == LOOP_PARALLEL)
             return fail(s, e, 0, "%s is parallel; a loop cannot be both parallel and vectorized",
                         q);
-        if (l->extent > MAX_VECTOR)
+        if (l->extent > MAX_VECTOR && !may_shrink(s, stmt))
             return fail(s, e, 0, "cannot vectorize %s: extent %lld exceeds %d", q,
                         (long long)l->extent, MAX_VECTOR);
         if (st->order[st->norder - 1] != loop) {
@@ -628,7 +710,7 @@ int sched_annotate(Schedule *s, int stmt, int loop, LoopKind kind, kiln_error *e
         }
         break;
     case LOOP_UNROLLED:
-        if (l->extent > MAX_UNROLL)
+        if (l->extent > MAX_UNROLL && !may_shrink(s, stmt))
             return fail(s, e, 0, "cannot unroll %s: extent %lld exceeds %d", q,
                         (long long)l->extent, MAX_UNROLL);
         break;
@@ -652,7 +734,7 @@ int sched_annotate(Schedule *s, int stmt, int loop, LoopKind kind, kiln_error *e
 int sched_inline(Schedule *s, int stmt, kiln_error *e)
 {
     s->err_arg = -1;
-    const Program *p = s->prog;
+    const Program *p = sched_prog(s);
     if (stmt < 0 || stmt >= p->nstmts) {
         s->err_arg = 0;
         return ir_error(e, KILN_EINVAL, NULL, (Loc){0, 0}, "no statement %d", stmt);
@@ -666,11 +748,578 @@ int sched_inline(Schedule *s, int stmt, kiln_error *e)
         return fail(s, e, 0, "cannot inline '%s': it is computed by a reduction", t->name);
     if (s->st[stmt].inlined)
         return fail(s, e, 0, "'%s' is already inlined", t->name);
+    if (s->st[stmt].at)
+        return fail(s, e, 0, "cannot inline '%s': it is computed at %s.%s", t->name,
+                    stmt_tensor(s, s->st[stmt].at_stmt),
+                    s->st[s->st[stmt].at_stmt].loops[s->st[stmt].at_loop].name);
+    for (int i = 0; i < p->nstmts; i++)
+        if (s->st[i].at && s->st[i].at_stmt == stmt)
+            return fail(s, e, 0, "cannot inline '%s': '%s' is computed at its loop %s.%s", t->name,
+                        stmt_tensor(s, i), t->name, s->st[stmt].loops[s->st[i].at_loop].name);
     char *line = arena_printf(s->arena, "inline(%s)", t->name);
     if (!line)
         return oom(s, e);
     s->st[stmt].inlined = true;
+    /* Inlining a reader of a computed-at temp would give it a second reader. */
+    for (int i = 0; i < p->nstmts; i++)
+        if (s->st[i].at && sole_reader(s, p->stmts[i].out, s->st[i].at_stmt) >= 0) {
+            s->st[stmt].inlined = false;
+            return fail(s, e, 0,
+                        "cannot inline '%s': '%s' is computed at a loop of '%s', "
+                        "which would no longer be its only reader",
+                        t->name, stmt_tensor(s, i), stmt_tensor(s, s->st[i].at_stmt));
+        }
     ptrvec_push(s->arena, &s->log, line);
+    return KILN_OK;
+}
+
+/* ------------------------------------------- memory-hierarchy primitives */
+const Program *sched_prog(const Schedule *s)
+{
+    return s->dp ? s->dp : s->prog;
+}
+
+static bool tensor_name_taken(const Program *p, const char *name)
+{
+    for (int i = 0; i < p->ntensors; i++)
+        if (!strcmp(p->tensors[i].name, name))
+            return true;
+    return false;
+}
+
+/* Checks a new tensor name, or picks "base_local", "base_local2"... */
+static int new_tensor_name(Schedule *s, const char *name, const char *base, const char **out,
+                           kiln_error *e)
+{
+    const Program *p = sched_prog(s);
+    if (name) {
+        if (!is_ident(name))
+            return fail(s, e, -2, "tensor name '%s' is not an identifier", name);
+        if (tensor_name_taken(p, name))
+            return fail(s, e, -2, "tensor name '%s' is already used", name);
+        *out = arena_strdup(s->arena, name);
+    } else {
+        for (int k = 1;; k++) {
+            char *n = k == 1 ? arena_printf(s->arena, "%s", base)
+                             : arena_printf(s->arena, "%s%d", base, k);
+            if (!n || !tensor_name_taken(p, n)) {
+                *out = n;
+                break;
+            }
+        }
+    }
+    return *out ? KILN_OK : oom(s, e);
+}
+
+/* Is stmt still as sched_new made it (cache_write/rfactor rewrite its
+ * statement, which only works before its loops are scheduled)? */
+static bool unscheduled(const Schedule *s, int stmt)
+{
+    const StmtSched *st = &s->st[stmt];
+    if (st->nrels || st->inlined || st->at)
+        return false;
+    for (int i = 0; i < st->norder; i++)
+        if (st->order[i] != i || st->loops[i].kind != LOOP_SERIAL)
+            return false;
+    for (int i = 0; i < sched_prog(s)->nstmts; i++)
+        if (s->st[i].at && s->st[i].at_stmt == stmt)
+            return false;
+    return true;
+}
+
+/* A fresh StmtSched for statement ps (the identity schedule). */
+static bool fresh_sched(Schedule *s, const Stmt *ps, StmtSched *st)
+{
+    memset(st, 0, sizeof *st);
+    st->cap = ps->nvars + 8;
+    st->loops = arena_alloc(s->arena, sizeof(SLoop) * (size_t)st->cap);
+    st->order = arena_alloc(s->arena, sizeof(int) * (size_t)(ps->nvars ? ps->nvars : 1));
+    if (!st->loops || !st->order)
+        return false;
+    for (int v = 0; v < ps->nvars; v++) {
+        SLoop *l = &st->loops[v];
+        l->name = ps->vars[v]->name;
+        l->extent = ps->vars[v]->extent;
+        l->reduce = v >= ps->nspatial;
+        l->leaf = true;
+        l->kind = LOOP_SERIAL;
+        l->orig = ps->vars[v];
+        st->order[v] = v;
+    }
+    st->nloops = st->norder = ps->nvars;
+    return true;
+}
+
+/* Builds the rewritten program with one new temp (appended; its
+ * `writer` = at) and one new statement inserted at index `at` (later
+ * statements shift by one; writers follow).  Also a new st[] array with
+ * an empty slot at `at`.  Nothing is installed: the caller fills the new
+ * pieces and then calls install(). */
+typedef struct {
+    Program *p;
+    StmtSched *st;
+    Tensor *nt; /* the new tensor */
+    Stmt *ns;   /* the new statement */
+} Rewrite;
+
+static bool rewrite_begin(Schedule *s, int at, Rewrite *rw)
+{
+    const Program *o = sched_prog(s);
+    Arena *a = s->arena;
+    Program *p = arena_alloc(a, sizeof *p);
+    if (!p)
+        return false;
+    *p = *o;
+    p->tensors = arena_alloc(a, sizeof(Tensor) * (size_t)(o->ntensors + 1));
+    p->stmts = arena_alloc(a, sizeof(Stmt) * (size_t)(o->nstmts + 1));
+    StmtSched *st = arena_alloc(a, sizeof(StmtSched) * (size_t)(o->nstmts + 1));
+    if (!p->tensors || !p->stmts || !st)
+        return false;
+    memcpy(p->tensors, o->tensors, sizeof(Tensor) * (size_t)o->ntensors);
+    for (int i = 0; i < o->ntensors; i++)
+        if (p->tensors[i].writer >= at)
+            p->tensors[i].writer++;
+    for (int i = 0, k = 0; i < o->nstmts; i++, k++) {
+        if (k == at)
+            k++;
+        p->stmts[k] = o->stmts[i];
+        st[k] = s->st[i];
+        if (st[k].at && st[k].at_stmt >= at)
+            st[k].at_stmt++;
+    }
+    memset(&st[at], 0, sizeof st[at]);
+    memset(&p->stmts[at], 0, sizeof p->stmts[at]);
+    rw->nt = &p->tensors[o->ntensors];
+    memset(rw->nt, 0, sizeof *rw->nt);
+    rw->nt->writer = at;
+    rw->nt->kind = T_TEMP;
+    p->ntensors++;
+    p->nstmts++;
+    rw->ns = &p->stmts[at];
+    rw->ns->out = o->ntensors;
+    rw->p = p;
+    rw->st = st;
+    return true;
+}
+
+static void rewrite_install(Schedule *s, Rewrite *rw, StrBuf *sb)
+{
+    s->dp = rw->p;
+    s->st = rw->st;
+    log_line(s, sb);
+}
+
+/* Replaces every load of tensor `from` by a load of `to`, its indices
+ * permuted by perm (perm[k] = which index of the old load is the k-th of
+ * the new one; NULL = same order). */
+static Expr *swap_loads(Arena *a, Expr *x, int from, int to, int n, const int *perm)
+{
+    if (!x)
+        return NULL;
+    switch (x->kind) {
+    case EXPR_INT:
+    case EXPR_FLOAT:
+    case EXPR_VAR:
+        return x;
+    case EXPR_LOAD: {
+        Expr *idx[IR_MAX_DIMS];
+        for (int i = 0; i < x->u.load.n; i++)
+            idx[i] = swap_loads(a, x->u.load.idx[i], from, to, n, perm);
+        if (x->u.load.buf != from)
+            return expr_load(a, x->dt, x->u.load.buf, x->u.load.n, idx);
+        Expr *pi[IR_MAX_DIMS];
+        for (int k = 0; k < n; k++)
+            pi[k] = idx[perm ? perm[k] : k];
+        Expr *r = expr_load(a, x->dt, to, n, pi);
+        if (r)
+            r->loc = x->loc;
+        return r;
+    }
+    default: {
+        Expr *r = arena_alloc(a, sizeof *r);
+        if (r) {
+            *r = *x;
+            r->u.op.a = swap_loads(a, x->u.op.a, from, to, n, perm);
+            r->u.op.b = swap_loads(a, x->u.op.b, from, to, n, perm);
+            r->u.op.c = swap_loads(a, x->u.op.c, from, to, n, perm);
+        }
+        return r;
+    }
+    }
+}
+
+static bool reads_direct(const Expr *x, int t)
+{
+    if (!x)
+        return false;
+    switch (x->kind) {
+    case EXPR_INT:
+    case EXPR_FLOAT:
+    case EXPR_VAR:
+        return false;
+    case EXPR_LOAD:
+        if (x->u.load.buf == t)
+            return true;
+        for (int i = 0; i < x->u.load.n; i++)
+            if (reads_direct(x->u.load.idx[i], t))
+                return true;
+        return false;
+    default:
+        return reads_direct(x->u.op.a, t) || reads_direct(x->u.op.b, t) ||
+               reads_direct(x->u.op.c, t);
+    }
+}
+
+/* The first load of tensor t in x (for naming the copy's variables). */
+static const Expr *first_load(const Expr *x, int t)
+{
+    if (!x || x->kind == EXPR_INT || x->kind == EXPR_FLOAT || x->kind == EXPR_VAR)
+        return NULL;
+    if (x->kind == EXPR_LOAD) {
+        if (x->u.load.buf == t)
+            return x;
+        for (int i = 0; i < x->u.load.n; i++) {
+            const Expr *r = first_load(x->u.load.idx[i], t);
+            if (r)
+                return r;
+        }
+        return NULL;
+    }
+    const Expr *r = first_load(x->u.op.a, t);
+    if (!r)
+        r = first_load(x->u.op.b, t);
+    return r ? r : first_load(x->u.op.c, t);
+}
+
+int sched_compute_at(Schedule *s, int stmt, int consumer, int loop, kiln_error *e)
+{
+    s->err_arg = -1;
+    const Program *p = sched_prog(s);
+    if (stmt < 0 || stmt >= p->nstmts) {
+        s->err_arg = 0;
+        return ir_error(e, KILN_EINVAL, NULL, (Loc){0, 0}, "no statement %d", stmt);
+    }
+    int rc = check_leaf(s, consumer, loop, 1, e);
+    if (rc)
+        return rc;
+    const Tensor *t = &p->tensors[p->stmts[stmt].out];
+    char q[160];
+    qname(s, consumer, loop, q, sizeof q);
+    if (t->kind != T_TEMP)
+        return fail(s, e, 0, "cannot compute '%s' at %s: only temps can be, and it is an %s",
+                    t->name, q, t->kind == T_OUTPUT ? "output" : "input");
+    if (s->st[stmt].inlined)
+        return fail(s, e, 0, "cannot compute '%s' at %s: it is inlined", t->name, q);
+    if (s->st[stmt].at)
+        return fail(s, e, 0, "'%s' is already computed at %s.%s", t->name,
+                    stmt_tensor(s, s->st[stmt].at_stmt),
+                    s->st[s->st[stmt].at_stmt].loops[s->st[stmt].at_loop].name);
+    if (consumer == stmt)
+        return fail(s, e, 1, "cannot compute '%s' at its own loop %s", t->name, q);
+    int other = sole_reader(s, p->stmts[stmt].out, consumer);
+    if (other == -2)
+        return fail(s, e, 1, "cannot compute '%s' at %s: '%s' does not read '%s'", t->name, q,
+                    stmt_tensor(s, consumer), t->name);
+    if (other >= 0)
+        return fail(s, e, 1,
+                    "cannot compute '%s' at %s: '%s' reads it too (compute_at needs a single "
+                    "consumer)",
+                    t->name, q, stmt_tensor(s, other));
+    if (s->st[consumer].loops[loop].kind == LOOP_VECTORIZED)
+        return fail(s, e, 1, "cannot compute '%s' at vectorized loop %s", t->name, q);
+    char *line = arena_printf(s->arena, "compute_at(%s, %s)", t->name, q);
+    if (!line)
+        return oom(s, e);
+    s->st[stmt].at = true;
+    s->st[stmt].at_stmt = consumer;
+    s->st[stmt].at_loop = loop;
+    ptrvec_push(s->arena, &s->log, line);
+    return KILN_OK;
+}
+
+int sched_cache_write(Schedule *s, int stmt, const char *name, kiln_error *e)
+{
+    s->err_arg = -1;
+    const Program *o = sched_prog(s);
+    if (stmt < 0 || stmt >= o->nstmts) {
+        s->err_arg = 0;
+        return ir_error(e, KILN_EINVAL, NULL, (Loc){0, 0}, "no statement %d", stmt);
+    }
+    const Stmt *os = &o->stmts[stmt];
+    const Tensor *t = &o->tensors[os->out];
+    if (s->st[stmt].inlined)
+        return fail(s, e, 0, "cannot cache_write '%s': it is inlined", t->name);
+    if (!unscheduled(s, stmt))
+        return fail(s, e, 0,
+                    "cache_write(%s) must come before %s's loops are scheduled or used by "
+                    "compute_at",
+                    t->name, t->name);
+    char base[128];
+    snprintf(base, sizeof base, "%s_local", t->name);
+    const char *nm;
+    int rc = new_tensor_name(s, name, base, &nm, e);
+    if (rc)
+        return rc;
+    Rewrite rw;
+    if (!rewrite_begin(s, stmt, &rw))
+        return oom(s, e);
+    Arena *a = s->arena;
+    /* The new statement computes what stmt computed, into the new temp. */
+    *rw.nt = *t;
+    rw.nt->name = nm;
+    rw.nt->kind = T_TEMP;
+    rw.nt->writer = stmt;
+    int nt = rw.p->ntensors - 1;
+    *rw.ns = *os;
+    rw.ns->out = nt;
+    rw.ns->text = arena_printf(a, "%s = cache_write(%s)", nm, t->name);
+    /* stmt (now at stmt + 1) copies it: T[i, ...] = name[i, ...]. */
+    Stmt *cp = &rw.p->stmts[stmt + 1];
+    Expr *idx[IR_MAX_DIMS];
+    for (int d = 0; d < os->nspatial; d++)
+        idx[d] = expr_var(a, os->vars[d]);
+    cp->nvars = os->nspatial;
+    cp->red = RED_NONE;
+    cp->rhs = expr_load(a, t->dt, nt, os->nspatial, idx);
+    StrBuf sb = {0};
+    sb_printf(&sb, "%s = cache_write(%s)", nm, t->name);
+    if (!rw.ns->text || !cp->rhs || !fresh_sched(s, rw.ns, &rw.st[stmt]) ||
+        !fresh_sched(s, cp, &rw.st[stmt + 1])) {
+        sb_free(&sb);
+        return oom(s, e);
+    }
+    rewrite_install(s, &rw, &sb);
+    return KILN_OK;
+}
+
+int sched_cache_read(Schedule *s, int tensor, int consumer, const char *name, int nlayout,
+                     const int *layout, kiln_error *e)
+{
+    s->err_arg = -1;
+    const Program *o = sched_prog(s);
+    if (tensor < 0 || tensor >= o->ntensors) {
+        s->err_arg = 0;
+        return ir_error(e, KILN_EINVAL, NULL, (Loc){0, 0}, "no tensor %d", tensor);
+    }
+    if (consumer < 0 || consumer >= o->nstmts) {
+        s->err_arg = 1;
+        return ir_error(e, KILN_EINVAL, NULL, (Loc){0, 0}, "no statement %d", consumer);
+    }
+    const Tensor *t = &o->tensors[tensor];
+    const Stmt *cs = &o->stmts[consumer];
+    const char *cn = o->tensors[cs->out].name;
+    if (s->st[consumer].inlined)
+        return fail(s, e, 1, "cannot cache_read for '%s': it is inlined", cn);
+    if (!reads_direct(cs->rhs, tensor))
+        return fail(s, e, 0, "cannot cache_read '%s' for '%s': '%s' does not read it", t->name, cn,
+                    cn);
+    if (t->ndim == 0)
+        return fail(s, e, 0, "cannot cache_read scalar '%s'", t->name);
+    int perm[IR_MAX_DIMS];
+    if (nlayout) {
+        if (nlayout != t->ndim)
+            return fail(s, e, 2, "layout of '%s' needs %d dimensions, got %d", t->name, t->ndim,
+                        nlayout);
+        bool seen[IR_MAX_DIMS] = {false};
+        for (int k = 0; k < nlayout; k++) {
+            if (layout[k] < 0 || layout[k] >= t->ndim || seen[layout[k]])
+                return fail(s, e, 2 + k,
+                            "layout of '%s' must name each dimension 0..%d exactly once", t->name,
+                            t->ndim - 1);
+            seen[layout[k]] = true;
+            perm[k] = layout[k];
+        }
+    } else {
+        for (int k = 0; k < t->ndim; k++)
+            perm[k] = k;
+    }
+    char base[128];
+    snprintf(base, sizeof base, "%s_%s", t->name, cn);
+    const char *nm;
+    int rc = new_tensor_name(s, name, base, &nm, e);
+    if (rc)
+        return rc;
+    Rewrite rw;
+    if (!rewrite_begin(s, consumer, &rw))
+        return oom(s, e);
+    Arena *a = s->arena;
+    int nt = rw.p->ntensors - 1;
+    *rw.nt = *t;
+    rw.nt->name = nm;
+    rw.nt->kind = T_TEMP;
+    rw.nt->writer = consumer;
+    for (int k = 0; k < t->ndim; k++)
+        rw.nt->dims[k] = t->dims[perm[k]];
+    /* The copy: nm[v_perm...] = t[v0, v1, ...]; its vars are named after
+     * the consumer's plain index vars where there are such. */
+    const Expr *fl = first_load(cs->rhs, tensor);
+    Var **vars = arena_alloc(a, sizeof(Var *) * (size_t)t->ndim);
+    Expr *src[IR_MAX_DIMS];
+    if (!vars)
+        return oom(s, e);
+    for (int d = 0; d < t->ndim; d++) {
+        const char *vn = NULL;
+        if (fl && fl->u.load.idx[d]->kind == EXPR_VAR)
+            vn = fl->u.load.idx[d]->u.var->name;
+        for (int k = 0; k < d && vn; k++)
+            if (!strcmp(vars[k]->name, vn))
+                vn = NULL;
+        char buf[32];
+        if (!vn) {
+            snprintf(buf, sizeof buf, "d%d", d);
+            vn = buf;
+        }
+        if (!(vars[d] = ir_var_new(a, vn, t->dims[d])))
+            return oom(s, e);
+        src[d] = expr_var(a, vars[d]);
+    }
+    Var **lv = arena_alloc(a, sizeof(Var *) * (size_t)t->ndim);
+    if (!lv)
+        return oom(s, e);
+    for (int k = 0; k < t->ndim; k++)
+        lv[k] = vars[perm[k]];
+    rw.ns->vars = lv;
+    rw.ns->nvars = rw.ns->nspatial = t->ndim;
+    rw.ns->red = RED_NONE;
+    rw.ns->rhs = expr_load(a, t->dt, tensor, t->ndim, src);
+    rw.ns->loc = cs->loc;
+    rw.ns->text = arena_printf(a, "%s = cache_read(%s, %s)", nm, t->name, cn);
+    Stmt *c2 = &rw.p->stmts[consumer + 1];
+    c2->rhs = swap_loads(a, cs->rhs, tensor, nt, t->ndim, perm);
+    StrBuf sb = {0};
+    sb_printf(&sb, "%s = cache_read(%s, %s", nm, t->name, cn);
+    for (int k = 0; k < nlayout; k++)
+        sb_printf(&sb, ", %d", layout[k]);
+    sb_printf(&sb, ")");
+    if (!rw.ns->rhs || !rw.ns->text || !c2->rhs || !fresh_sched(s, rw.ns, &rw.st[consumer])) {
+        sb_free(&sb);
+        return oom(s, e);
+    }
+    rewrite_install(s, &rw, &sb);
+    return KILN_OK;
+}
+
+static Expr *red_identity(Arena *a, RedOp op, DType dt)
+{
+    bool fl = dtype_is_float(dt);
+    switch (op) {
+    case RED_SUM:
+        return fl ? expr_float(a, dt, 0.0) : expr_int(a, dt, 0);
+    case RED_PROD:
+        return fl ? expr_float(a, dt, 1.0) : expr_int(a, dt, 1);
+    case RED_MAX:
+        return fl ? expr_float(a, dt, -__builtin_inf())
+                  : expr_int(a, dt, dt == DT_I32 ? INT32_MIN : INT64_MIN);
+    default:
+        return fl ? expr_float(a, dt, __builtin_inf())
+                  : expr_int(a, dt, dt == DT_I32 ? INT32_MAX : INT64_MAX);
+    }
+}
+
+/* A var name "base" + suffix not used by any var of ps. */
+static const char *var_name(Arena *a, const Stmt *ps, const char *base, const char *suffix)
+{
+    for (int k = 1;; k++) {
+        char *n = k == 1 ? arena_printf(a, "%s%s", base, suffix)
+                         : arena_printf(a, "%s%s%d", base, suffix, k);
+        if (!n)
+            return NULL;
+        bool dup = false;
+        for (int v = 0; v < ps->nvars; v++)
+            dup |= !strcmp(ps->vars[v]->name, n);
+        if (!dup)
+            return n;
+    }
+}
+
+int sched_rfactor(Schedule *s, int stmt, int loop, int64_t factor, const char *name, kiln_error *e)
+{
+    s->err_arg = -1;
+    int rc = check_leaf(s, stmt, loop, 0, e);
+    if (rc)
+        return rc;
+    const Program *o = sched_prog(s);
+    const Stmt *os = &o->stmts[stmt];
+    const Tensor *t = &o->tensors[os->out];
+    char q[160];
+    qname(s, stmt, loop, q, sizeof q);
+    if (!unscheduled(s, stmt))
+        return fail(s, e, 0, "rfactor(%s) must come before %s's loops are scheduled", q, t->name);
+    if (loop >= os->nvars || loop < os->nspatial)
+        return fail(s, e, 0, "rfactor needs a reduction loop, and %s is not one", q);
+    if (os->nspatial + 1 > IR_MAX_DIMS)
+        return fail(s, e, 0, "rfactor of %s: '%s' has too many dimensions", q, t->name);
+    Var *k = os->vars[loop];
+    if (factor < 1 || factor > k->extent)
+        return fail(s, e, 1, "rfactor factor %lld of %s must be in 1..%lld", (long long)factor, q,
+                    (long long)k->extent);
+    char base[128];
+    snprintf(base, sizeof base, "%s_rf", t->name);
+    const char *nm;
+    if ((rc = new_tensor_name(s, name, base, &nm, e)))
+        return rc;
+    Arena *a = s->arena;
+    int64_t ko_ext = (k->extent + factor - 1) / factor;
+    const char *kon = var_name(a, os, k->name, "o"), *kin = var_name(a, os, k->name, "i");
+    Var *kr = kon ? ir_var_new(a, kon, ko_ext) : NULL; /* spatial in the partial stage */
+    Var *ki = kin ? ir_var_new(a, kin, factor) : NULL; /* its reduction */
+    Var *kf = kon ? ir_var_new(a, kon, ko_ext) : NULL; /* the final reduction */
+    Var **pv = arena_alloc(a, sizeof(Var *) * (size_t)(os->nvars + 1));
+    Var **fv = arena_alloc(a, sizeof(Var *) * (size_t)(os->nspatial + 1));
+    if (!kr || !ki || !kf || !pv || !fv)
+        return oom(s, e);
+    ki->reduce = kf->reduce = true;
+    Rewrite rw;
+    if (!rewrite_begin(s, stmt, &rw))
+        return oom(s, e);
+    int nt = rw.p->ntensors - 1;
+    *rw.nt = *t;
+    rw.nt->name = nm;
+    rw.nt->kind = T_TEMP;
+    rw.nt->writer = stmt;
+    rw.nt->ndim = os->nspatial + 1;
+    rw.nt->dims[os->nspatial] = ko_ext;
+    /* partial: nm[i.., ko] op= rhs[k := ko*f + ki], guarded when f does
+     * not divide (lazy select: no load outside the tensors) */
+    int n = 0;
+    for (int v = 0; v < os->nspatial; v++)
+        pv[n++] = os->vars[v];
+    pv[n++] = kr;
+    for (int v = os->nspatial; v < os->nvars; v++)
+        pv[n++] = v == loop ? ki : os->vars[v];
+    Expr *kval =
+        expr_iadd(a, expr_imul(a, expr_var(a, kr), expr_iconst(a, factor)), expr_var(a, ki));
+    Expr *rhs = expr_subst(a, os->rhs, 1, &k, &kval);
+    if (ko_ext * factor != k->extent)
+        rhs = expr_select(a, t->dt, expr_bin(a, EXPR_LT, DT_BOOL, kval, expr_iconst(a, k->extent)),
+                          rhs, red_identity(a, os->red, t->dt));
+    *rw.ns = *os;
+    rw.ns->out = nt;
+    rw.ns->vars = pv;
+    rw.ns->nvars = n;
+    rw.ns->nspatial = os->nspatial + 1;
+    rw.ns->rhs = rhs;
+    rw.ns->text = arena_printf(a, "%s = rfactor(%s, %lld)", nm, q, (long long)factor);
+    /* final: T[i..] op= nm[i.., ko] */
+    Stmt *fs = &rw.p->stmts[stmt + 1];
+    Expr *idx[IR_MAX_DIMS];
+    for (int v = 0; v < os->nspatial; v++) {
+        fv[v] = os->vars[v];
+        idx[v] = expr_var(a, os->vars[v]);
+    }
+    fv[os->nspatial] = kf;
+    idx[os->nspatial] = expr_var(a, kf);
+    fs->vars = fv;
+    fs->nvars = os->nspatial + 1;
+    fs->rhs = expr_load(a, t->dt, nt, os->nspatial + 1, idx);
+    StrBuf sb = {0};
+    sb_printf(&sb, "%s = rfactor(%s, %lld)", nm, q, (long long)factor);
+    if (!rhs || !rw.ns->text || !fs->rhs || !fresh_sched(s, rw.ns, &rw.st[stmt]) ||
+        !fresh_sched(s, fs, &rw.st[stmt + 1])) {
+        sb_free(&sb);
+        return oom(s, e);
+    }
+    rewrite_install(s, &rw, &sb);
     return KILN_OK;
 }
 

@@ -17,12 +17,15 @@ const char *const lower_pass_names[] = {"build",    "inline",  "init", "guards",
                                         "simplify", "flatten", NULL};
 
 static const LowerPassFn passes[] = {
-    /* one perfect nest per non-inlined statement over its leaf loops, in
-     * program order; stores T[idx] = T[idx] op rhs; split guards innermost */
+    /* one nest per non-inlined statement over its leaf loops, in program
+     * order; stores T[idx] = T[idx] op rhs; split guards innermost;
+     * inlined temps substituted; computed-at statements nested (with their
+     * alloc) at the start of their consumer's loop, over their region */
     lower_build,
-    /* no load of an inlined temp is left: its rhs is substituted */
+    /* no load of an inlined temp is left (build already substitutes them;
+     * kept as a separate step for IR built by other means) */
     lower_inline,
-    /* each reduction stores its identity right before its outermost
+    /* each reduction stores its identity right before its own outermost
      * reduction loop (or right before the update when there is none) */
     lower_init,
     /* guards sit at the outermost loop binding all their vars */
@@ -72,7 +75,7 @@ int lower_schedule(const Schedule *s, Arena *a, const char *stop_after, LFunc **
     }
     const char *print = getenv("KILN_PRINT_AFTER");
     bool verify = verify_enabled();
-    LowerCtx cx = {s, s->prog, a, e};
+    LowerCtx cx = {s, sched_prog(s), a, e};
     LFunc *f = NULL;
     for (int i = 0; i <= last; i++) {
         LFunc *g = NULL;

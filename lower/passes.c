@@ -82,9 +82,35 @@ static LStmt *init_store(const LowerCtx *cx, const LStmt *upd, int n, Var **from
                     identity(cx->a, red_of(cx, upd->u.store.buf), dt));
 }
 
-/* The init nest for the reduction nest starting at loop `top` (the
- * outermost reduction loop): the spatial loops below it, fresh vars. */
-static LStmt *make_init(const LowerCtx *cx, const LStmt *top)
+/* Does s contain a store to buf? */
+static bool has_store(const LStmt *s, int buf)
+{
+    if (!s)
+        return false;
+    switch (s->kind) {
+    case LS_FOR:
+        return has_store(s->u.loop.body, buf);
+    case LS_STORE:
+        return s->u.store.buf == buf;
+    case LS_BLOCK:
+        for (int i = 0; i < s->u.block.n; i++)
+            if (has_store(s->u.block.s[i], buf))
+                return true;
+        return false;
+    case LS_IF:
+        return has_store(s->u.cond.then_s, buf) || has_store(s->u.cond.else_s, buf);
+    case LS_ALLOC:
+        return has_store(s->u.alloc.body, buf);
+    }
+    return false;
+}
+
+/* The init nest for the reduction of buffer `buf` whose outermost
+ * reduction loop is `top`: buf's spatial loops below it, fresh vars, and
+ * the guards on the way.  The path to buf's update goes through buf's own
+ * loops; blocks on it (producers computed at these loops) are passed by
+ * following the element that holds the update. */
+static LStmt *make_init(const LowerCtx *cx, const LStmt *top, int buf)
 {
     enum { MAXL = 256 };
     Var *from[MAXL];
@@ -95,11 +121,12 @@ static LStmt *make_init(const LowerCtx *cx, const LStmt *top)
     const LStmt *cur = top;
     while (cur && cur->kind != LS_STORE) {
         if (cur->kind == LS_FOR) {
-            if (!cur->u.loop.var->reduce) {
+            if (!cur->u.loop.var->reduce && cur->u.loop.var->owner == buf + 1) {
                 IR_ASSERT(nl < MAXL);
                 Var *v = ir_var_new(cx->a, cur->u.loop.var->name, cur->u.loop.extent);
                 if (!v)
                     return NULL;
+                v->owner = buf + 1;
                 from[nl] = cur->u.loop.var;
                 to[nl] = expr_var(cx->a, v);
                 loops[nl++] = cur;
@@ -110,13 +137,18 @@ static LStmt *make_init(const LowerCtx *cx, const LStmt *top)
             if (!uses_reduce_var(cur->u.cond.cond))
                 conds[nc++] = cur->u.cond.cond;
             cur = cur->u.cond.then_s;
+        } else if (cur->kind == LS_ALLOC) {
+            cur = cur->u.alloc.body;
         } else {
-            /* build makes perfect nests; nothing else is inside them yet */
-            IR_ASSERT(cur->kind == LS_BLOCK && cur->u.block.n == 1);
-            cur = cur->u.block.s[0];
+            IR_ASSERT(cur->kind == LS_BLOCK);
+            const LStmt *next = NULL;
+            for (int i = 0; i < cur->u.block.n && !next; i++)
+                if (has_store(cur->u.block.s[i], buf))
+                    next = cur->u.block.s[i];
+            cur = next;
         }
     }
-    IR_ASSERT(cur);
+    IR_ASSERT(cur && cur->u.store.buf == buf);
     LStmt *s = init_store(cx, cur, nl, from, to);
     for (int i = nc - 1; i >= 0; i--)
         s = ls_if(cx->a, expr_subst(cx->a, (Expr *)conds[i], nl, from, to), s, NULL);
@@ -125,21 +157,39 @@ static LStmt *make_init(const LowerCtx *cx, const LStmt *top)
     return s;
 }
 
-static LStmt *init_walk(const LowerCtx *cx, LStmt *s, bool in_red)
+/* Reductions whose outermost reduction loop encloses the current point. */
+typedef struct Active {
+    int buf;
+    const struct Active *up;
+} Active;
+
+static bool is_active(const Active *act, int buf)
+{
+    for (; act; act = act->up)
+        if (act->buf == buf)
+            return true;
+    return false;
+}
+
+static LStmt *init_walk(const LowerCtx *cx, LStmt *s, const Active *act)
 {
     Arena *a = cx->a;
     switch (s->kind) {
     case LS_FOR: {
         Var *v = s->u.loop.var;
-        if (v->reduce && !in_red) {
-            LStmt *two[2] = {make_init(cx, s), s};
-            return two[0] ? ls_block(a, 2, two) : NULL;
+        int buf = v->owner - 1;
+        if (v->reduce && buf >= 0 && !is_active(act, buf) && red_of(cx, buf) != RED_NONE) {
+            Active me = {buf, act};
+            LStmt *b = init_walk(cx, s->u.loop.body, &me);
+            LStmt *two[2] = {make_init(cx, s, buf),
+                             b ? ls_for(a, v, s->u.loop.extent, s->u.loop.kind, b) : NULL};
+            return two[0] && two[1] ? ls_block(a, 2, two) : NULL;
         }
-        LStmt *b = init_walk(cx, s->u.loop.body, in_red || v->reduce);
+        LStmt *b = init_walk(cx, s->u.loop.body, act);
         return b == s->u.loop.body ? s : ls_for(a, v, s->u.loop.extent, s->u.loop.kind, b);
     }
     case LS_STORE:
-        if (!in_red && red_of(cx, s->u.store.buf) != RED_NONE) {
+        if (!is_active(act, s->u.store.buf) && red_of(cx, s->u.store.buf) != RED_NONE) {
             LStmt *two[2] = {init_store(cx, s, 0, NULL, NULL), s};
             return ls_block(a, 2, two);
         }
@@ -149,17 +199,17 @@ static LStmt *init_walk(const LowerCtx *cx, LStmt *s, bool in_red)
         if (!v)
             return NULL;
         for (int i = 0; i < s->u.block.n; i++)
-            if (!(v[i] = init_walk(cx, s->u.block.s[i], in_red)))
+            if (!(v[i] = init_walk(cx, s->u.block.s[i], act)))
                 return NULL;
         return ls_block(a, s->u.block.n, v);
     }
     case LS_IF: {
-        LStmt *t = init_walk(cx, s->u.cond.then_s, in_red);
-        LStmt *f = s->u.cond.else_s ? init_walk(cx, s->u.cond.else_s, in_red) : NULL;
+        LStmt *t = init_walk(cx, s->u.cond.then_s, act);
+        LStmt *f = s->u.cond.else_s ? init_walk(cx, s->u.cond.else_s, act) : NULL;
         return t == s->u.cond.then_s && f == s->u.cond.else_s ? s : ls_if(a, s->u.cond.cond, t, f);
     }
     case LS_ALLOC: {
-        LStmt *b = init_walk(cx, s->u.alloc.body, in_red);
+        LStmt *b = init_walk(cx, s->u.alloc.body, act);
         return b == s->u.alloc.body ? s : ls_alloc(a, s->u.alloc.buf, b);
     }
     }
@@ -168,7 +218,7 @@ static LStmt *init_walk(const LowerCtx *cx, LStmt *s, bool in_red)
 
 int lower_init(const LowerCtx *cx, const LFunc *f, LFunc **out)
 {
-    LStmt *body = init_walk(cx, f->body, false);
+    LStmt *body = init_walk(cx, f->body, NULL);
     if (!body || !(*out = lower_copy_func(cx->a, f, body)))
         return nomem(cx);
     return KILN_OK;
@@ -364,6 +414,8 @@ static LStmt *flat_stmt(const LFunc *f, Arena *a, LStmt *s, bool *used)
         return ls_if(a, flat_expr(f, a, s->u.cond.cond), flat_stmt(f, a, s->u.cond.then_s, used),
                      s->u.cond.else_s ? flat_stmt(f, a, s->u.cond.else_s, used) : NULL);
     case LS_ALLOC:
+        /* allocated here (compute_at): no allocation around the body */
+        used[f->nbufs + s->u.alloc.buf] = true;
         return ls_alloc(a, s->u.alloc.buf, flat_stmt(f, a, s->u.alloc.body, used));
     }
     return s;
@@ -376,12 +428,14 @@ int lower_flatten(const LowerCtx *cx, const LFunc *f, LFunc **out)
         *out = lower_copy_func(a, f, f->body);
         return *out ? KILN_OK : nomem(cx);
     }
-    bool *used = arena_alloc(a, sizeof(bool) * (size_t)(f->nbufs + 1));
+    /* used[b]: b is accessed; used[nbufs + b]: b is already allocated */
+    bool *used = arena_alloc(a, sizeof(bool) * (size_t)(2 * f->nbufs + 1));
     if (!used)
         return nomem(cx);
     LStmt *body = flat_stmt(f, a, f->body, used);
     for (int b = f->nbufs - 1; b >= f->nargs; b--)
-        if (used[b] && (f->bufs[b].kind == T_TEMP || f->bufs[b].kind == T_LOCAL))
+        if (used[b] && !used[f->nbufs + b] &&
+            (f->bufs[b].kind == T_TEMP || f->bufs[b].kind == T_LOCAL))
             body = ls_alloc(a, b, body);
     LFunc *g = body ? lower_copy_func(a, f, body) : NULL;
     if (!g)

@@ -91,11 +91,12 @@ out:
 int main(int argc, char **argv)
 {
     const char *root = argc > 1 ? argv[1] : ".";
-    int per_example = 40; /* 9 examples x 40 = 360 random schedules */
+    int per_example = 60; /* 9 examples x 60 = 540 random schedules */
     if (getenv("KILN_E2E_PER_EXAMPLE"))
         per_example = atoi(getenv("KILN_E2E_PER_EXAMPLE"));
     kiln_rt_set_num_threads(2);
     int total = 0, passed = 0;
+    int nmh[4] = {0}; /* random schedules using compute_at, cache_write, cache_read, rfactor */
     uint64_t rng = 0x5eed5eed12345ull;
     for (int x = 0; x < NEXAMPLES; x++) {
         char path[1024], store[256], what[256];
@@ -147,6 +148,10 @@ int main(int argc, char **argv)
                 continue;
             /* Text round trip: print, replay on a fresh schedule, print. */
             char *t1 = sched_to_text(s);
+            static const char *const mh[4] = {"compute_at(", "cache_write(", "cache_read(",
+                                              "rfactor("};
+            for (int m = 0; m < 4; m++)
+                nmh[m] += t1 && strstr(t1, mh[m]) != NULL;
             Schedule *r = sched_new(p);
             kiln_error_clear(&e);
             CHECKF(sched_apply_text(r, t1, "<random>", &e) == KILN_OK, "%s\n%s", e.msg, t1);
@@ -164,7 +169,11 @@ int main(int argc, char **argv)
         ir_program_free(p);
     }
     printf("e2e: %d of %d schedules matched the interpreter\n", passed, total);
-    CHECK(total >= 300 || per_example < 40);
+    printf("e2e: random schedules with compute_at %d, cache_write %d, cache_read %d, rfactor %d\n",
+           nmh[0], nmh[1], nmh[2], nmh[3]);
+    CHECK(total >= 500 || per_example < 60);
+    for (int m = 0; m < 4; m++)
+        CHECK(nmh[m] >= 10 || per_example < 60);
     CHECK(passed == total);
     return t_done("test_e2e_random");
 }

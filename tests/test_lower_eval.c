@@ -498,8 +498,31 @@ static void ev_stmt(Ev *ev, const LStmt *s)
     }
 }
 
+/* Does s hold an LS_ALLOC of buf (compute_at allocates in the body)? */
+static bool allocates(const LStmt *s, int buf)
+{
+    if (!s)
+        return false;
+    switch (s->kind) {
+    case LS_FOR:
+        return allocates(s->u.loop.body, buf);
+    case LS_BLOCK:
+        for (int i = 0; i < s->u.block.n; i++)
+            if (allocates(s->u.block.s[i], buf))
+                return true;
+        return false;
+    case LS_IF:
+        return allocates(s->u.cond.then_s, buf) || allocates(s->u.cond.else_s, buf);
+    case LS_ALLOC:
+        return s->u.alloc.buf == buf || allocates(s->u.alloc.body, buf);
+    default:
+        return false;
+    }
+}
+
 /* Runs f on args (bufs[0..nargs)); temps are allocated here when the IR is
- * not flat yet (no LS_ALLOC before flatten).  Returns the error or NULL. */
+ * not flat yet (before flatten, only computed-at temps have an LS_ALLOC).
+ * Returns the error or NULL. */
 static const char *run_lfunc(const LFunc *f, void **args, Ev *ev)
 {
     memset(ev, 0, sizeof *ev);
@@ -509,6 +532,8 @@ static const char *run_lfunc(const LFunc *f, void **args, Ev *ev)
         ev->data[i] = args[i];
     if (!f->flat)
         for (int i = f->nargs; i < f->nbufs; i++) {
+            if (allocates(f->body, i))
+                continue;
             size_t n = buf_bytes(&f->bufs[i]);
             ev->data[i] = malloc(n);
             memset(ev->data[i], 0xff, n);

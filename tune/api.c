@@ -422,13 +422,75 @@ int kiln_schedule_inline(kiln_schedule *s, const char *tensor, kiln_error *e)
 {
     if (!s || !tensor)
         return inval(e, "kiln_schedule_inline: schedule or tensor is NULL");
-    int t = ir_find_tensor(s->s->prog, tensor);
+    int t = ir_find_tensor(sched_prog(s->s), tensor);
     if (t < 0)
         return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0}, "unknown tensor '%s'", tensor);
-    if (s->s->prog->tensors[t].writer < 0)
+    if (sched_prog(s->s)->tensors[t].writer < 0)
         return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
                         "cannot inline '%s': it is an input", tensor);
-    return sched_inline(s->s, s->s->prog->tensors[t].writer, e);
+    return sched_inline(s->s, sched_prog(s->s)->tensors[t].writer, e);
+}
+
+/* Tensor by name in the schedule's (possibly rewritten) program. */
+static int find_tensor_w(const kiln_schedule *s, const char *name, int *t, int *w, kiln_error *e)
+{
+    if (!s || !name)
+        return inval(e, "schedule or tensor name is NULL");
+    *t = ir_find_tensor(sched_prog(s->s), name);
+    if (*t < 0)
+        return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0}, "unknown tensor '%s'", name);
+    *w = sched_prog(s->s)->tensors[*t].writer;
+    return KILN_OK;
+}
+
+int kiln_schedule_compute_at(kiln_schedule *s, const char *tensor, const char *loop,
+                             kiln_error *e)
+{
+    int t, w, st, lp;
+    int rc = find_tensor_w(s, tensor, &t, &w, e);
+    if (rc || (rc = find_loop(s, loop, &st, &lp, e)))
+        return rc;
+    if (w < 0)
+        return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
+                        "cannot compute '%s' at a loop: it is an input", tensor);
+    return sched_compute_at(s->s, w, st, lp, e);
+}
+
+int kiln_schedule_cache_write(kiln_schedule *s, const char *tensor, const char *name,
+                              kiln_error *e)
+{
+    int t, w;
+    int rc = find_tensor_w(s, tensor, &t, &w, e);
+    if (rc)
+        return rc;
+    if (w < 0)
+        return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
+                        "cannot cache_write '%s': it is an input", tensor);
+    return sched_cache_write(s->s, w, name, e);
+}
+
+int kiln_schedule_cache_read(kiln_schedule *s, const char *tensor, const char *consumer,
+                             const char *name, const int *layout, kiln_error *e)
+{
+    int t, w, ct, cw;
+    int rc = find_tensor_w(s, tensor, &t, &w, e);
+    if (rc || (rc = find_tensor_w(s, consumer, &ct, &cw, e)))
+        return rc;
+    if (cw < 0)
+        return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
+                        "'%s' is an input; the consumer must be a computed tensor", consumer);
+    int n = layout ? sched_prog(s->s)->tensors[t].ndim : 0;
+    return sched_cache_read(s->s, t, cw, name, n, layout, e);
+}
+
+int kiln_schedule_rfactor(kiln_schedule *s, const char *loop, long long factor, const char *name,
+                          kiln_error *e)
+{
+    int st, lp;
+    int rc = find_loop(s, loop, &st, &lp, e);
+    if (rc)
+        return rc;
+    return sched_rfactor(s->s, st, lp, factor, name, e);
 }
 
 /* ------------------------------------------------------------- kernels */

@@ -119,6 +119,36 @@ int kiln_schedule_unroll(kiln_schedule *s, const char *loop, kiln_error *e);
  * computed inside its consumers. */
 int kiln_schedule_inline(kiln_schedule *s, const char *tensor, kiln_error *e);
 
+/* Memory-hierarchy primitives (docs/schedules.md, "Memory hierarchy").
+ * Each is the C form of one schedule text line and fails with
+ * KILN_ESCHEDULE (schedule unchanged) on misuse.  Tensor names may be
+ * those the schedule created (cache_write/cache_read/rfactor results).
+ *
+ * compute_at: the temp `tensor` is computed inside loop `loop` (e.g.
+ * "C.jo") of its only consumer, for the region one iteration reads (bound
+ * inference), into a buffer of that region's size (stack when small,
+ * else heap; per thread inside parallel loops). */
+int kiln_schedule_compute_at(kiln_schedule *s, const char *tensor, const char *loop,
+                             kiln_error *e);
+/* cache_write: `tensor`'s statement (not yet scheduled) computes into a
+ * new temp `name` (NULL: "<tensor>_local") and `tensor` becomes its copy;
+ * compute_at the new temp into the copy's (or an inlined copy's consumer's)
+ * tile loop to accumulate a tile locally and write it back once. */
+int kiln_schedule_cache_write(kiln_schedule *s, const char *tensor, const char *name,
+                              kiln_error *e);
+/* cache_read: consumer (a computed tensor) reads a new temp `name` (NULL:
+ * "<tensor>_<consumer>") that copies `tensor`; layout: NULL, or
+ * tensor's ndim entries, layout[k] = which dimension of `tensor` is the
+ * copy's k-th (a permutation). */
+int kiln_schedule_cache_read(kiln_schedule *s, const char *tensor, const char *consumer,
+                             const char *name, const int *layout, kiln_error *e);
+/* rfactor: the reduction loop `loop` (an original one, e.g. "s.k", of a
+ * not yet scheduled statement) is split by `factor`; new temp `name` (NULL:
+ * "<tensor>_rf") holds partial results over the outer part, a spatial
+ * loop that can run in parallel. */
+int kiln_schedule_rfactor(kiln_schedule *s, const char *loop, long long factor, const char *name,
+                          kiln_error *e);
+
 /* ------------------------------------------------------------- kernels */
 
 /* JIT-compiles s for the host CPU. */

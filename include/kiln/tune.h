@@ -15,6 +15,8 @@
 #ifndef KILN_KILN_TUNE_H
 #define KILN_KILN_TUNE_H
 
+#include <stdio.h>
+
 #include "kiln/error.h"
 
 #ifdef __cplusplus
@@ -234,6 +236,100 @@ kiln_cost_model *kiln_cost_model_xgb_new(const kiln_xgb_options *opts, kiln_erro
  * measured[j], the fraction whose scores are ordered the same way (a tie
  * in scores counts half).  1 when there is no such pair. */
 double kiln_pairwise_accuracy(const double *scores, const double *measured, int n);
+
+/* ------------------------------------------------------------- the tuner
+ *
+ * kiln_tune searches the schedules of a program (docs/tuning.md): design
+ * spaces are traces with sampling instructions (kiln's rules, or the
+ * user's own), an evolutionary search guided by the cost model proposes
+ * candidates, a worker process compiles, verifies and times them, and
+ * every measurement is committed to the database at once.  A call that
+ * finds records of the same workload (program + CPU) in the database
+ * resumes: they count towards `trials`, retrain the cost model and seed
+ * the population. */
+/* (kiln.h includes this header; C11 allows the typedefs twice) */
+typedef struct kiln_program kiln_program;
+typedef struct kiln_schedule kiln_schedule;
+
+typedef enum {
+    KILN_STRATEGY_EVOLUTIONARY = 0, /* cost-model guided [default] */
+    KILN_STRATEGY_RANDOM = 1        /* fresh random points of the space: the baseline */
+} kiln_tune_strategy;
+
+typedef struct kiln_tune_progress {
+    int trials;          /* records of the workload, resumed ones included */
+    int target;          /* the trial budget */
+    int failures;        /* failed records among them */
+    int new_trials;      /* measured by this call */
+    double best_ms;      /* fastest verified record (0: none yet) */
+    double best_gflops;
+    double last_gflops;  /* of the trial just measured (0: it failed) */
+    const char *last_status; /* "ok", "crash", "timeout", "compile_error", ... */
+    double seconds;      /* since the call started */
+    double trials_per_s; /* of this call */
+    double eta_s;        /* estimated seconds left */
+} kiln_tune_progress;
+typedef void (*kiln_tune_progress_fn)(const kiln_tune_progress *p, void *ctx);
+
+typedef struct kiln_tune_options {
+    int trials;                   /* total records wanted for the workload [64] */
+    unsigned long long seed;      /* search randomness [1] */
+    int threads;                  /* kernel threads when measuring (0: all cores) */
+    const char *db_path;          /* NULL: "kiln.db" */
+    kiln_cost_model *cost_model;  /* NULL: XGBoost with a warm-up of 16; not owned */
+    kiln_tune_strategy strategy;
+    const char *space_path;       /* a design-space trace file (NULL: kiln's rules) */
+    const char *space_text;       /* or the trace itself (space_path wins) */
+    kiln_tune_progress_fn progress; /* called after every measurement (may be NULL) */
+    void *progress_ctx;
+    const char *curve_path;       /* CSV: trial,seconds,gflops,best_gflops,status */
+    int batch;                    /* candidates measured per round [16] */
+    int population;               /* [256] */
+    int search_threads;           /* threads scoring candidates (0: cores, at most 4) */
+    double min_time_ms;           /* per timed repeat [10] */
+    int repeats;                  /* timed repeats, median kept [3] */
+    double timeout_ms;            /* per candidate [20000] */
+} kiln_tune_options;
+/* Fills o with the defaults above (all zero/NULL fields mean "default"). */
+void kiln_tune_options_init(kiln_tune_options *o);
+
+typedef struct kiln_tune_result {
+    char *best_trace;    /* the best record's trace, with decisions (kiln_free; NULL: none) */
+    char *best_schedule; /* the same as a plain schedule (kiln_free) */
+    double best_ms, best_gflops;
+    int trials;          /* records of the workload at the end */
+    int failures;        /* failed among them */
+    int new_trials;      /* measured by this call */
+    double seconds;
+    long long scored;    /* candidates scored by the cost model */
+    double score_rate;   /* of those, per second of scoring */
+} kiln_tune_result;
+
+int kiln_tune(const kiln_program *p, const kiln_tune_options *o, kiln_tune_result *res,
+              kiln_error *e);
+void kiln_tune_result_fini(kiln_tune_result *r); /* frees the strings, zeroes r */
+
+/* kiln's design space for p as trace text (malloc'd; NULL: out of memory). */
+char *kiln_design_space(const kiln_program *p);
+/* Applies a trace (plain schedule lines and sampling instructions) to s:
+ * recorded decisions are replayed, missing ones sampled from `seed`.
+ * Plain schedule text is a trace without sampling, so this accepts both. */
+int kiln_schedule_apply_trace(kiln_schedule *s, const char *text, const char *filename,
+                              unsigned long long seed, kiln_error *e);
+
+/* ------------------------------------------------------------ database
+ * (docs/database.md).  NULL db_path: "kiln.db".  These never create a
+ * file: a missing database is KILN_EIO "no database at ...". */
+/* The best verified record of p on this CPU as a schedule (*out NULL and
+ * KILN_OK when there is none); *gflops (may be NULL) its speed. */
+int kiln_db_best_schedule(const char *db_path, const kiln_program *p, kiln_schedule **out,
+                          double *gflops, kiln_error *e);
+/* One line per workload: name, records, failures, best ms and GFLOP/s. */
+int kiln_db_list(const char *db_path, FILE *out, kiln_error *e);
+/* The best record of each workload (p NULL) or of p, as a commented trace. */
+int kiln_db_print_best(const char *db_path, const kiln_program *p, FILE *out, kiln_error *e);
+/* Every record as JSON lines (docs/database.md). */
+int kiln_db_export(const char *db_path, FILE *out, kiln_error *e);
 
 #ifdef __cplusplus
 }
