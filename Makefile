@@ -24,14 +24,19 @@ build-fuzz: deps
 	@cmake --build build-fuzz -j$(JOBS) --target fuzz_parse
 
 # The main job on an example: compile matmul with its hand schedule, verify
-# it against the interpreter and time it; then emit an object file and link
-# a C program against it.
+# it against the interpreter and time it; tune a 256^3 matmul (64 trials,
+# records in build/demo/kiln.db), run its best record, emit that tuned
+# kernel as an object file, and link and check it from a plain C program.
+MM256 = --param M=256 --param N=256 --param K=256
 demo: build
+	@mkdir -p $(BUILD)/demo && rm -f $(BUILD)/demo/kiln.db*
 	./$(BUILD)/kiln run examples/matmul.yaml --schedule examples/matmul.sched
-	./$(BUILD)/kiln compile examples/matmul.yaml --schedule examples/matmul.sched \
+	./$(BUILD)/kiln tune examples/matmul.yaml $(MM256) --trials 64 --db $(BUILD)/demo/kiln.db
+	./$(BUILD)/kiln run examples/matmul.yaml $(MM256) --db $(BUILD)/demo/kiln.db
+	./$(BUILD)/kiln compile examples/matmul.yaml $(MM256) --db $(BUILD)/demo/kiln.db \
 	  -o $(BUILD)/demo/matmul.o
-	cc -O2 -I$(BUILD)/demo examples/use_matmul.c $(BUILD)/demo/matmul.o -lm -lpthread \
-	  -o $(BUILD)/demo/use_matmul
+	cc -O2 -DMM_SIZE=256 -I$(BUILD)/demo examples/use_matmul.c $(BUILD)/demo/matmul.o \
+	  -lm -lpthread -o $(BUILD)/demo/use_matmul
 	./$(BUILD)/demo/use_matmul
 
 # Every test: the fuzzer (60 s), the suite under ASan+UBSan, then the suite

@@ -1,6 +1,6 @@
 /* examples/use_matmul.c: a plain C program that links the object file
  * `kiln compile examples/matmul.yaml ... -o matmul.o` wrote, with nothing
- * else of kiln's:   cc use_matmul.c matmul.o -lm -lpthread
+ * else of kiln's:   cc [-DMM_SIZE=256] use_matmul.c matmul.o -lm -lpthread
  * It checks a sample of C = A * B against a direct dot product. */
 #include <math.h>
 #include <stdio.h>
@@ -9,7 +9,13 @@
 
 #include "matmul.h"
 
-enum { M = 1024, N = 1024, K = 1024 }; /* the sizes in examples/matmul.yaml */
+/* The sizes the kernel was compiled for: examples/matmul.yaml's, unless
+ * the build says otherwise (-DMM_SIZE=256 for a kernel compiled with
+ * --param M=256 --param N=256 --param K=256). */
+#ifndef MM_SIZE
+#define MM_SIZE 1024
+#endif
+enum { M = MM_SIZE, N = MM_SIZE, K = MM_SIZE };
 
 int main(void)
 {

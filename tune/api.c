@@ -333,7 +333,7 @@ static int find_loop(const kiln_schedule *s, const char *name, int *stmt, int *l
 int kiln_schedule_split(kiln_schedule *s, const char *loop, int nfactors,
                         const long long *factors, const char *const *names, kiln_error *e)
 {
-    int st, lp;
+    int st = -1, lp = -1;
     int rc = find_loop(s, loop, &st, &lp, e);
     if (rc)
         return rc;
@@ -396,7 +396,7 @@ int kiln_schedule_reorder(kiln_schedule *s, int nloops, const char *const *loops
 
 static int annotate(kiln_schedule *s, const char *loop, LoopKind k, kiln_error *e)
 {
-    int st, lp;
+    int st = -1, lp = -1;
     int rc = find_loop(s, loop, &st, &lp, e);
     if (rc)
         return rc;
@@ -446,7 +446,7 @@ static int find_tensor_w(const kiln_schedule *s, const char *name, int *t, int *
 int kiln_schedule_compute_at(kiln_schedule *s, const char *tensor, const char *loop,
                              kiln_error *e)
 {
-    int t, w, st, lp;
+    int t = -1, w = -1, st = -1, lp = -1;
     int rc = find_tensor_w(s, tensor, &t, &w, e);
     if (rc || (rc = find_loop(s, loop, &st, &lp, e)))
         return rc;
@@ -459,7 +459,7 @@ int kiln_schedule_compute_at(kiln_schedule *s, const char *tensor, const char *l
 int kiln_schedule_cache_write(kiln_schedule *s, const char *tensor, const char *name,
                               kiln_error *e)
 {
-    int t, w;
+    int t = -1, w = -1;
     int rc = find_tensor_w(s, tensor, &t, &w, e);
     if (rc)
         return rc;
@@ -472,7 +472,7 @@ int kiln_schedule_cache_write(kiln_schedule *s, const char *tensor, const char *
 int kiln_schedule_cache_read(kiln_schedule *s, const char *tensor, const char *consumer,
                              const char *name, const int *layout, kiln_error *e)
 {
-    int t, w, ct, cw;
+    int t = -1, w = -1, ct = -1, cw = -1;
     int rc = find_tensor_w(s, tensor, &t, &w, e);
     if (rc || (rc = find_tensor_w(s, consumer, &ct, &cw, e)))
         return rc;
@@ -486,7 +486,7 @@ int kiln_schedule_cache_read(kiln_schedule *s, const char *tensor, const char *c
 int kiln_schedule_rfactor(kiln_schedule *s, const char *loop, long long factor, const char *name,
                           kiln_error *e)
 {
-    int st, lp;
+    int st = -1, lp = -1;
     int rc = find_loop(s, loop, &st, &lp, e);
     if (rc)
         return rc;
