@@ -50,7 +50,7 @@ test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 bench: build
-	@bash tools/install-deps.sh libopenblas-dev
+	@bash tools/install-deps.sh libopenblas-dev libdnnl-dev
 	bash bench/run.sh
 
 clean:

@@ -3,9 +3,14 @@
  * For each example NAME (examples/NAME.yaml with its hand schedule
  * examples/NAME.sched) it times: the naive C version (bench/naive/NAME.c,
  * clang-19 -O3 -march=native), kiln's JIT kernel on 1 and on 2 threads,
- * and for matmul OpenBLAS sgemm on 1 and 2 threads.  kiln's (and
- * OpenBLAS's) output is checked against the naive version before any
- * timing; a kernel that disagrees is reported as WRONG and not timed.
+ * and, where a library does the same job, the peers on 1 and 2 threads:
+ *   matmul            OpenBLAS cblas_sgemm; oneDNN dnnl_sgemm
+ *   matmul_bias_relu  OpenBLAS sgemm, then a separate bias+relu pass
+ *   conv2d            OpenBLAS im2col + sgemm; oneDNN's convolution
+ *                     primitive (layouts of its choice, reorders untimed)
+ * Every output (kiln's and the peers') is checked against the naive
+ * version before any timing; a kernel that disagrees is reported as WRONG,
+ * is not timed, and makes bench exit non-zero.
  *
  * Timing: one warm-up call, then repeats of a batch of calls (a batch lasts
  * >= 10 ms) until >= --min-ms (200) have passed and >= 5 repeats were
@@ -16,14 +21,16 @@
  * and JSON lines in --json PATH (default bench/results/last.json).
  *
  * Built without kiln (-DBENCH_NO_KILN) it still times the naive versions,
- * OpenBLAS and the peak, so those can be checked before the compiler
- * exists. */
+ * the peers and the peak, so those can be checked before the compiler
+ * exists; without oneDNN's header (-DBENCH_NO_DNNL) its columns stay
+ * empty. */
 #include <cblas.h>
 /* OpenBLAS's cblas.h pulls in <complex.h>, whose macro I would clash with
  * the tensor names of the naive prototypes. */
 #undef I
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +44,12 @@
 
 #include "naive/naive.h"
 #include "peak.h"
+
+#ifndef BENCH_NO_DNNL
+#include <dnnl.h>
+/* oneDNN (Debian's build) runs on OpenMP: its thread count is libgomp's. */
+void omp_set_num_threads(int n);
+#endif
 
 #define MAX_ARGS 4
 #define MAX_RUNS 32
@@ -87,9 +100,11 @@ typedef struct Example {
     long long numel[MAX_ARGS];
     double work;      /* flops per call; bytes when bytes_metric */
     int bytes_metric; /* 1: reported in GB/s (no arithmetic) */
-    int has_blas;     /* 1: also time OpenBLAS sgemm */
+    int peer;         /* PEER_*: which library versions are timed */
     int (*naive)(void *const *args);
 } Example;
+
+enum { PEER_NONE, PEER_MATMUL, PEER_MBR, PEER_CONV };
 
 /* Work per call counts every arithmetic operation once (a multiply-add
  * counts 2, exp and sqrt count 1), padding taps of the convolutions
@@ -97,14 +112,14 @@ typedef struct Example {
 /* clang-format off */
 static const Example examples[] = {
     {"matmul", 3, 2, {MM_M * MM_K, MM_K * MM_N, MM_M * MM_N},
-     2.0 * MM_M * MM_N * MM_K, 0, 1, call_matmul},
+     2.0 * MM_M * MM_N * MM_K, 0, PEER_MATMUL, call_matmul},
     {"matmul_bias_relu", 4, 3, {MBR_M * MBR_K, MBR_K * MBR_N, MBR_N, MBR_M * MBR_N},
-     2.0 * MBR_M * MBR_N * MBR_K + 2.0 * MBR_M * MBR_N, 0, 0, call_matmul_bias_relu},
+     2.0 * MBR_M * MBR_N * MBR_K + 2.0 * MBR_M * MBR_N, 0, PEER_MBR, call_matmul_bias_relu},
     {"batch_matmul", 3, 2,
      {BMM_H * BMM_M * BMM_K, BMM_H * BMM_K * BMM_N, BMM_H * BMM_M * BMM_N},
      2.0 * BMM_H * BMM_M * BMM_N * BMM_K, 0, 0, call_batch_matmul},
     {"conv2d", 3, 2, {CV_N * CV_C * CV_H * CV_W, CV_K * CV_C * 9, CV_N * CV_K * CV_H * CV_W},
-     2.0 * CV_N * CV_K * CV_C * CV_H * CV_W * 9, 0, 0, call_conv2d},
+     2.0 * CV_N * CV_K * CV_C * CV_H * CV_W * 9, 0, PEER_CONV, call_conv2d},
     {"depthwise_conv", 3, 2, {DW_N * DW_C * DW_H * DW_W, DW_C * 9, DW_N * DW_C * DW_H * DW_W},
      2.0 * DW_N * DW_C * DW_H * DW_W * 9, 0, 0, call_depthwise_conv},
     {"blur", 2, 1, {BL_H * BL_W, (BL_H - 2) * (BL_W - 2)},
@@ -121,9 +136,24 @@ static const Example examples[] = {
 enum { NEX = sizeof examples / sizeof examples[0] };
 
 /* Variants, in table order. */
-enum { V_NAIVE, V_KILN1, V_KILN2, V_BLAS1, V_BLAS2, NVAR };
-static const char *const var_names[NVAR] = {"naive", "kiln_1t", "kiln_2t", "openblas_1t",
-                                            "openblas_2t"};
+enum { V_NAIVE, V_KILN1, V_KILN2, V_BLAS1, V_BLAS2, V_DNNL1, V_DNNL2, NVAR };
+static const char *const var_names[NVAR] = {"naive",       "kiln_1t",   "kiln_2t",  "openblas_1t",
+                                            "openblas_2t", "onednn_1t", "onednn_2t"};
+
+/* What the peer columns are, per example (printed under the table). */
+static const char *peer_what(int peer, int dnnl)
+{
+    switch (peer) {
+    case PEER_MATMUL:
+        return dnnl ? "dnnl_sgemm" : "cblas_sgemm";
+    case PEER_MBR:
+        return dnnl ? NULL : "cblas_sgemm, then a separate bias+relu pass";
+    case PEER_CONV:
+        return dnnl ? "convolution primitive, layouts of its choice (reorders untimed)"
+                    : "im2col, then cblas_sgemm (both timed)";
+    }
+    return NULL;
+}
 
 /* -------------------------------------------------------------- timing */
 
@@ -185,18 +215,213 @@ static int run_naive(void *ctx)
     return c->ex->naive(c->args);
 }
 
+/* Runs fn(ctx, part, nparts) for part 0..n-1 on n threads (the calling
+ * one included): the elementwise passes of the peers (im2col, bias+relu)
+ * get the same threads as their sgemm. */
+typedef void (*PartFn)(void *ctx, int part, int nparts);
+typedef struct PartArg {
+    PartFn fn;
+    void *ctx;
+    int part, nparts;
+} PartArg;
+
+static void *part_main(void *arg)
+{
+    PartArg *a = arg;
+    a->fn(a->ctx, a->part, a->nparts);
+    return NULL;
+}
+
+static void run_parts(PartFn fn, void *ctx, int n)
+{
+    pthread_t th[8];
+    PartArg pa[8];
+    if (n > 8)
+        n = 8;
+    int started = 0;
+    for (int p = 1; p < n; p++) {
+        pa[p] = (PartArg){fn, ctx, p, n};
+        if (pthread_create(&th[p], NULL, part_main, &pa[p]))
+            break;
+        started = p;
+    }
+    fn(ctx, 0, n);
+    for (int p = started + 1; p < n; p++) /* creation failed: do it here */
+        fn(ctx, p, n);
+    for (int p = 1; p <= started; p++)
+        pthread_join(th[p], NULL);
+}
+
+/* OpenBLAS peers.  args: the example's argument list; col: im2col buffer. */
 typedef struct BlasCtx {
-    const float *A, *B;
-    float *C;
+    int peer, threads;
+    void *const *args;
+    float *col;
 } BlasCtx;
+
+static void bias_relu_part(void *ctx, int part, int nparts)
+{
+    BlasCtx *c = ctx;
+    const float *bias = c->args[2];
+    float *D = c->args[3];
+    long r0 = (long)MBR_M * part / nparts, r1 = (long)MBR_M * (part + 1) / nparts;
+    for (long i = r0; i < r1; i++)
+        for (long j = 0; j < MBR_N; j++) {
+            float v = D[i * MBR_N + j] + bias[j];
+            D[i * MBR_N + j] = v > 0.0f ? v : 0.0f;
+        }
+}
+
+/* col[(c*9 + r*3 + s)][y*W + x] = I[c][y+r-1][x+s-1], 0 outside. */
+static void im2col_part(void *ctx, int part, int nparts)
+{
+    BlasCtx *c = ctx;
+    const float *I = c->args[0];
+    long rows = (long)CV_C * 9;
+    long q0 = rows * part / nparts, q1 = rows * (part + 1) / nparts;
+    for (long q = q0; q < q1; q++) {
+        int ch = (int)(q / 9), r = (int)(q / 3 % 3), s = (int)(q % 3);
+        const float *in = I + (long)ch * CV_H * CV_W;
+        float *out = c->col + q * CV_H * CV_W;
+        for (int y = 0; y < CV_H; y++) {
+            int iy = y + r - 1;
+            for (int x = 0; x < CV_W; x++) {
+                int ix = x + s - 1;
+                out[y * CV_W + x] =
+                    iy >= 0 && iy < CV_H && ix >= 0 && ix < CV_W ? in[iy * CV_W + ix] : 0.0f;
+            }
+        }
+    }
+}
 
 static int run_blas(void *ctx)
 {
     BlasCtx *c = ctx;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, MM_M, MM_N, MM_K, 1.0f, c->A, MM_K, c->B,
-                MM_N, 0.0f, c->C, MM_N);
-    return 0;
+    void *const *a = c->args;
+    switch (c->peer) {
+    case PEER_MATMUL:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, MM_M, MM_N, MM_K, 1.0f, a[0], MM_K,
+                    a[1], MM_N, 0.0f, a[2], MM_N);
+        return 0;
+    case PEER_MBR:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, MBR_M, MBR_N, MBR_K, 1.0f, a[0],
+                    MBR_K, a[1], MBR_N, 0.0f, a[3], MBR_N);
+        run_parts(bias_relu_part, c, c->threads);
+        return 0;
+    case PEER_CONV:
+        /* O[k][y*W + x] = sum_q Wt[k][q] col[q][y*W + x], q = c*9 + r*3 + s (N = 1) */
+        run_parts(im2col_part, c, c->threads);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, CV_K, CV_H * CV_W, CV_C * 9, 1.0f,
+                    a[1], CV_C * 9, c->col, CV_H * CV_W, 0.0f, a[2], CV_H * CV_W);
+        return 0;
+    }
+    return 1;
 }
+
+#ifndef BENCH_NO_DNNL
+/* oneDNN peers.  For conv2d the primitive picks its layouts (format_tag
+ * any); the user's NCHW input and OIHW weights are reordered into them
+ * once, before timing, and the output is reordered back only to verify. */
+typedef struct DnnlCtx {
+    int peer;
+    void *const *args;
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    dnnl_primitive_t conv;
+    dnnl_memory_t src, wei, dst;    /* the primitive's layouts */
+    dnnl_memory_t usrc, uwei, udst; /* the user's buffers */
+} DnnlCtx;
+
+static int bench_reorder(DnnlCtx *c, dnnl_memory_t from, dnnl_memory_t to)
+{
+    const dnnl_memory_desc_t *fmd, *tmd;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t p = NULL;
+    if (dnnl_memory_get_memory_desc(from, &fmd) || dnnl_memory_get_memory_desc(to, &tmd) ||
+        dnnl_reorder_primitive_desc_create(&pd, fmd, c->eng, tmd, c->eng, NULL))
+        return 1;
+    int bad = dnnl_primitive_create(&p, pd) != dnnl_success;
+    dnnl_primitive_desc_destroy(pd);
+    if (bad)
+        return 1;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    bad = dnnl_primitive_execute(p, c->stream, 2, args) || dnnl_stream_wait(c->stream);
+    dnnl_primitive_destroy(p);
+    return bad;
+}
+
+static void dnnl_close(DnnlCtx *c)
+{
+    dnnl_memory_t *m[] = {&c->src, &c->wei, &c->dst, &c->usrc, &c->uwei, &c->udst};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (*m[i])
+            dnnl_memory_destroy(*m[i]);
+    if (c->conv)
+        dnnl_primitive_destroy(c->conv);
+    if (c->stream)
+        dnnl_stream_destroy(c->stream);
+    if (c->eng)
+        dnnl_engine_destroy(c->eng);
+}
+
+/* Sets up c for its peer (thread count already set: oneDNN sizes its
+ * kernels' work split when the primitive is created). */
+static int dnnl_open(DnnlCtx *c)
+{
+    if (c->peer != PEER_CONV)
+        return 0;
+    if (dnnl_engine_create(&c->eng, dnnl_cpu, 0) ||
+        dnnl_stream_create(&c->stream, c->eng, dnnl_stream_default_flags))
+        return 1;
+    dnnl_dims_t sd = {CV_N, CV_C, CV_H, CV_W}, wd = {CV_K, CV_C, 3, 3},
+                dd = {CV_N, CV_K, CV_H, CV_W}, strides = {1, 1}, pad = {1, 1};
+    dnnl_memory_desc_t sany, wany, dany, su, wu, du;
+    if (dnnl_memory_desc_init_by_tag(&sany, 4, sd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&wany, 4, wd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&dany, 4, dd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&su, 4, sd, dnnl_f32, dnnl_nchw) ||
+        dnnl_memory_desc_init_by_tag(&wu, 4, wd, dnnl_f32, dnnl_oihw) ||
+        dnnl_memory_desc_init_by_tag(&du, 4, dd, dnnl_f32, dnnl_nchw))
+        return 1;
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                           &sany, &wany, NULL, &dany, strides, pad, pad) ||
+        dnnl_primitive_desc_create(&pd, &cd, NULL, c->eng, NULL))
+        return 1;
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *dmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    int bad = !smd || !wmd || !dmd ||
+              dnnl_memory_create(&c->src, smd, c->eng, DNNL_MEMORY_ALLOCATE) ||
+              dnnl_memory_create(&c->wei, wmd, c->eng, DNNL_MEMORY_ALLOCATE) ||
+              dnnl_memory_create(&c->dst, dmd, c->eng, DNNL_MEMORY_ALLOCATE) ||
+              dnnl_memory_create(&c->usrc, &su, c->eng, c->args[0]) ||
+              dnnl_memory_create(&c->uwei, &wu, c->eng, c->args[1]) ||
+              dnnl_memory_create(&c->udst, &du, c->eng, c->args[2]) ||
+              dnnl_primitive_create(&c->conv, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return bad || bench_reorder(c, c->usrc, c->src) || bench_reorder(c, c->uwei, c->wei);
+}
+
+static int run_dnnl(void *ctx)
+{
+    DnnlCtx *c = ctx;
+    void *const *a = c->args;
+    if (c->peer == PEER_MATMUL)
+        return dnnl_sgemm('N', 'N', MM_M, MM_N, MM_K, 1.0f, a[0], MM_K, a[1], MM_N, 0.0f, a[2],
+                          MM_N) != dnnl_success;
+    dnnl_exec_arg_t args[3] = {
+        {DNNL_ARG_SRC, c->src}, {DNNL_ARG_WEIGHTS, c->wei}, {DNNL_ARG_DST, c->dst}};
+    return dnnl_primitive_execute(c->conv, c->stream, 3, args) || dnnl_stream_wait(c->stream);
+}
+
+/* The result in the user's layout, for verification. */
+static int dnnl_result(DnnlCtx *c)
+{
+    return c->peer == PEER_CONV ? bench_reorder(c, c->dst, c->udst) : 0;
+}
+#endif
 
 #ifndef BENCH_NO_KILN
 typedef struct KilnCtx {
@@ -353,6 +578,58 @@ fail:
 
 static int g_verbose = 1;
 
+/* Times the peer variant v (V_BLAS1..V_DNNL2) of ex, after checking its
+ * output against the naive one in ref. */
+static void bench_peer(const Example *ex, int v, int run, void *const *ref)
+{
+    Result *r = &results[ex - examples][v];
+    int dnnl = v >= V_DNNL1, threads = v == V_BLAS1 || v == V_DNNL1 ? 1 : 2;
+    if (!peer_what(ex->peer, dnnl))
+        return;
+    void *got[MAX_ARGS];
+    fresh_outputs(ex, got, ref);
+    int st = 0;
+    double sec = -1;
+    if (!dnnl) {
+        BlasCtx bc = {ex->peer, threads, got, NULL};
+        if (ex->peer == PEER_CONV)
+            bc.col = xalloc(sizeof(float) * CV_C * 9 * CV_H * CV_W);
+        openblas_set_num_threads(threads);
+        st = run_blas(&bc);
+        double err = st ? INFINITY : compare(ex, got, ref);
+        if (err > r->err || isnan(err))
+            r->err = err;
+        if (st || !(err <= TOLERANCE))
+            snprintf(r->note, sizeof r->note, "WRONG: error %.3g vs naive", err);
+        else
+            sec = time_fn(run_blas, &bc);
+        free(bc.col);
+    } else {
+#ifndef BENCH_NO_DNNL
+        DnnlCtx dc = {.peer = ex->peer, .args = got};
+        omp_set_num_threads(threads);
+        st = dnnl_open(&dc) || run_dnnl(&dc) || dnnl_result(&dc);
+        double err = st ? INFINITY : compare(ex, got, ref);
+        if (err > r->err || isnan(err))
+            r->err = err;
+        if (st)
+            snprintf(r->note, sizeof r->note, "oneDNN call failed");
+        else if (!(err <= TOLERANCE))
+            snprintf(r->note, sizeof r->note, "WRONG: error %.3g vs naive", err);
+        else
+            sec = time_fn(run_dnnl, &dc);
+        dnnl_close(&dc);
+#else
+        free_outputs(ex, got);
+        return;    /* built without oneDNN: no column */
+#endif
+    }
+    if (sec < 0)
+        r->wrong = 1;
+    record(r, run, sec);
+    free_outputs(ex, got);
+}
+
 static void bench_example(int xi, int run, int want_blas)
 {
     const Example *ex = &examples[xi];
@@ -375,8 +652,8 @@ static void bench_example(int xi, int run, int want_blas)
         if (rn->sec[run] < 0)
             snprintf(rn->note, sizeof rn->note, "naive version failed");
     } else if (run_naive(&nc)) {
-        record(&results[xi][V_BLAS1], run, -1);
-        record(&results[xi][V_BLAS2], run, -1);
+        for (int v = V_BLAS1; v <= V_DNNL2; v++)
+            record(&results[xi][v], run, -1);
         want_blas = 2; /* nothing to verify against */
     }
 
@@ -431,27 +708,12 @@ static void bench_example(int xi, int run, int want_blas)
         (void)got; /* built without kiln: nothing to record */
 #endif
     } else if (want_blas == 1) {
-        /* OpenBLAS (matmul only), timed after every kiln kernel so its
-         * spinning worker threads cannot disturb them. */
-        fresh_outputs(ex, got, ref);
-        BlasCtx bc = {got[0], got[1], got[2]};
-        for (int v = V_BLAS1; v <= V_BLAS2; v++) {
-            Result *r = &results[xi][v];
-            openblas_set_num_threads(v == V_BLAS1 ? 1 : 2);
-            run_blas(&bc);
-            double err = compare(ex, got, ref);
-            if (err > r->err)
-                r->err = err;
-            if (!(err <= TOLERANCE)) {
-                r->wrong = 1;
-                snprintf(r->note, sizeof r->note, "WRONG: error %.3g vs naive", err);
-                record(r, run, -1);
-                continue;
-            }
-            record(r, run, time_fn(run_blas, &bc));
-        }
+        /* the peers, timed after every kiln kernel so their worker
+         * threads (which spin for a while after each call) cannot disturb
+         * kiln's numbers */
+        for (int v = V_BLAS1; v <= V_DNNL2; v++)
+            bench_peer(ex, v, run, ref);
         openblas_set_num_threads(1);
-        free_outputs(ex, got);
     }
     for (int a = 0; a < ex->nargs; a++)
         free(ref[a]);
@@ -567,8 +829,11 @@ static void report(const int *selected, int runs, double peak, double peak_end, 
     printf("(built without kiln: peers only)\n");
 #endif
     printf("\n");
-    printf("%-17s %-7s %8s %8s %8s %8s %8s  %9s %9s %7s %7s\n", "example", "unit", "naive",
-           "kiln1t", "kiln2t", "blas1t", "blas2t", "kiln/nv", "kiln/blas", "2t/1t", "%peak");
+    /* kiln/blas, kiln/dnnl: 1 thread; best1t, best2t: kiln against the
+     * fastest peer at the same thread count */
+    printf("%-17s %-7s %7s %7s %7s %7s %7s %7s %7s  %7s %9s %9s %7s %7s %6s %6s\n", "example",
+           "unit", "naive", "kiln1t", "kiln2t", "blas1t", "blas2t", "dnnl1t", "dnnl2t", "kiln/nv",
+           "kiln/blas", "kiln/dnnl", "best1t", "best2t", "2t/1t", "%peak");
 
     FILE *jf = NULL;
     if (json_path) {
@@ -596,20 +861,31 @@ static void report(const int *selected, int runs, double peak, double peak_end, 
         double r[NVAR];
         for (int v = 0; v < NVAR; v++)
             r[v] = rate(ex, result_sec(&results[xi][v]));
-        char c[NVAR][32], q[4][32];
+        char c[NVAR][32], q[7][32];
         for (int v = 0; v < NVAR; v++)
             cell(c[v], sizeof c[v], r[v], "%.1f");
-        cell(q[0], sizeof q[0], r[V_KILN1] > 0 && r[V_NAIVE] > 0 ? r[V_KILN1] / r[V_NAIVE] : -1,
-             "%.2fx");
-        cell(q[1], sizeof q[1], r[V_KILN1] > 0 && r[V_BLAS1] > 0 ? r[V_KILN1] / r[V_BLAS1] : -1,
-             "%.2f");
-        cell(q[2], sizeof q[2], r[V_KILN2] > 0 && r[V_KILN1] > 0 ? r[V_KILN2] / r[V_KILN1] : -1,
-             "%.2fx");
-        cell(q[3], sizeof q[3], !ex->bytes_metric && r[V_KILN1] > 0 ? 100 * r[V_KILN1] / peak : -1,
-             "%.0f%%");
-        printf("%-17s %-7s %8s %8s %8s %8s %8s  %9s %9s %7s %7s\n", ex->name,
+        double best1 = fmax(r[V_BLAS1], r[V_DNNL1]), best2 = fmax(r[V_BLAS2], r[V_DNNL2]);
+        double ratio[7] = {
+            r[V_KILN1] > 0 && r[V_NAIVE] > 0 ? r[V_KILN1] / r[V_NAIVE] : -1,
+            r[V_KILN1] > 0 && r[V_BLAS1] > 0 ? r[V_KILN1] / r[V_BLAS1] : -1,
+            r[V_KILN1] > 0 && r[V_DNNL1] > 0 ? r[V_KILN1] / r[V_DNNL1] : -1,
+            r[V_KILN1] > 0 && best1 > 0 ? r[V_KILN1] / best1 : -1,
+            r[V_KILN2] > 0 && best2 > 0 ? r[V_KILN2] / best2 : -1,
+            r[V_KILN2] > 0 && r[V_KILN1] > 0 ? r[V_KILN2] / r[V_KILN1] : -1,
+            !ex->bytes_metric && r[V_KILN1] > 0 ? 100 * r[V_KILN1] / peak : -1,
+        };
+        for (int i = 0; i < 7; i++)
+            cell(q[i], sizeof q[i], ratio[i],
+                 i == 0 || i == 5 ? "%.2fx"
+                 : i == 6         ? "%.0f%%"
+                                  : "%.2f");
+        printf("%-17s %-7s %7s %7s %7s %7s %7s %7s %7s  %7s %9s %9s %7s %7s %6s %6s\n", ex->name,
                ex->bytes_metric ? "GB/s" : "GFLOP/s", c[V_NAIVE], c[V_KILN1], c[V_KILN2],
-               c[V_BLAS1], c[V_BLAS2], q[0], q[1], q[2], q[3]);
+               c[V_BLAS1], c[V_BLAS2], c[V_DNNL1], c[V_DNNL2], q[0], q[1], q[2], q[3], q[4], q[5],
+               q[6]);
+        for (int d = 0; d <= 1; d++)
+            if (peer_what(ex->peer, d))
+                printf("    %s: %s\n", d ? "dnnl" : "blas", peer_what(ex->peer, d));
         for (int v = 0; v < NVAR; v++)
             if (results[xi][v].note[0] && results[xi][v].nsec &&
                 (v == V_KILN1 || strcmp(results[xi][v].note, results[xi][V_KILN1].note)))
@@ -633,8 +909,15 @@ static void report(const int *selected, int runs, double peak, double peak_end, 
             json_num(jf, "work", ex->work);
             fprintf(jf, ", \"verified\": %s", res->wrong ? "false" : "true");
             json_num(jf, "max_rel_err", v == V_NAIVE ? 0 : res->err);
-            if (v == V_KILN1 || v == V_KILN2)
+            if (v == V_KILN1 || v == V_KILN2) {
                 json_num(jf, "compile_ms", res->compile_ms);
+                json_num(jf, "ratio_best_peer", v == V_KILN1 ? ratio[3] : ratio[4]);
+            }
+            if (v >= V_BLAS1) {
+                fprintf(jf, ", \"peer\": ");
+                json_str(jf, peer_what(ex->peer, v >= V_DNNL1) ? peer_what(ex->peer, v >= V_DNNL1)
+                                                               : "");
+            }
             fprintf(jf, ", \"per_run_ms\": [");
             for (int i = 0; i < res->nsec; i++)
                 fprintf(jf, "%s%.6g", i ? ", " : "", res->sec[i] < 0 ? -1 : res->sec[i] * 1e3);
@@ -757,7 +1040,7 @@ int main(int argc, char **argv)
             if (selected[xi])
                 bench_example(xi, run, 0);
         for (int xi = 0; xi < NEX; xi++)
-            if (selected[xi] && examples[xi].has_blas)
+            if (selected[xi] && examples[xi].peer != PEER_NONE)
                 bench_example(xi, run, 1);
     }
     double peak_end = peak_gflops_f32(&width);

@@ -5,7 +5,8 @@
 #
 # KILN_BUILD (default: build, relative to the source root) is the kiln
 # build directory whose libkiln.a is linked.  --nokiln builds and runs the
-# peers only (naive, OpenBLAS, peak), for a tree where kiln does not build.
+# peers only (naive, OpenBLAS, oneDNN, peak), for a tree where kiln does
+# not build.
 # Other options go to the bench program (bench --help).  Results: the
 # table on stdout, JSON lines in bench/results/last.json.
 set -euo pipefail
@@ -32,4 +33,9 @@ fi
 # pool at the two threads bench asks for.
 export OPENBLAS_CORETYPE=SkylakeX
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-2}"
+# Debian's oneDNN runs on OpenMP; with libgomp's default (spin-wait) policy
+# its idle worker competes with the next kernel and with OpenBLAS's threads
+# on a 2-core machine (oneDNN conv2d on 2 threads measured 29 GFLOP/s
+# instead of 180).  Passive workers sleep when idle.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 exec "$exe" --root "$root" "${args[@]}"

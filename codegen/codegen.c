@@ -1625,14 +1625,15 @@ static void emit_alloc(Cg *cg, const LStmt *s)
         cg_fail(cg, "allocations nested too deeply");
         return;
     }
-    LLVMValueRef slot = entry_alloca(cg, cg->ptr, 8);
-    LLVMTypeRef pt[3] = {cg->ptr, cg->i64, cg->i64};
-    LLVMValueRef pm = ext_fn(cg, "posix_memalign", cg->i32, pt, 3);
-    LLVMValueRef args[3] = {slot, ci64(cg, 64), ci64(cg, bytes)};
-    LLVMValueRef rc = call_fn(cg, pm, args, 3);
-    check_or_fail(cg, LLVMBuildICmp(cg->B, LLVMIntEQ, rc, LLVMConstInt(cg->i32, 0, 0), ""));
-    LLVMValueRef p = LLVMBuildLoad2(cg->B, cg->ptr, slot, "");
-    LLVMSetAlignment(p, 8);
+    /* aligned_alloc (bytes is a multiple of 64) with a noalias result: LLVM
+     * then knows a heap local overlaps no other buffer, which register
+     * promotion of accumulators next to it depends on. */
+    LLVMTypeRef pt[2] = {cg->i64, cg->i64};
+    LLVMValueRef aa = ext_fn(cg, "aligned_alloc", cg->ptr, pt, 2);
+    add_enum_attr(cg, aa, LLVMAttributeReturnIndex, "noalias", 0);
+    LLVMValueRef args[2] = {ci64(cg, 64), ci64(cg, bytes)};
+    LLVMValueRef p = call_fn(cg, aa, args, 2);
+    check_or_fail(cg, LLVMBuildIsNotNull(cg->B, p, ""));
     cg->fn->live[cg->fn->nlive++] = p;
     cg->fn->bufptr[buf] = p;
     emit_stmt(cg, s->u.alloc.body);

@@ -72,6 +72,7 @@ static int define_absolute_symbols(kiln_error *e)
         {"kiln_rt_free", (void *)&kiln_rt_free},
         {"kiln_rt_now", (void *)&kiln_rt_now},
         {"posix_memalign", (void *)&posix_memalign},
+        {"aligned_alloc", (void *)&aligned_alloc},
         {"free", (void *)&free},
         {"memset", (void *)&memset},
         {"memcpy", (void *)&memcpy},

@@ -726,7 +726,7 @@ static void test_parallel_capture(void)
 /* A local that cannot be allocated makes the kernel return 1 (also from
  * inside a parallel body); locals allocated so far are freed (under ASan,
  * LeakSanitizer checks that, since JIT code calls the intercepted
- * posix_memalign/free). */
+ * aligned_alloc/free). */
 static void test_alloc_failure(void)
 {
     enum { P = 4, SMALL = 8192 };

@@ -200,7 +200,7 @@ int main(int argc, char **argv)
     CHECK(txt && strstr(txt, "@kiln_rt_parallel_for") && strstr(txt, "@saxpy_par__packed"));
     free(txt);
     CHECK(cg_asm_text(fb, &txt, &e) == KILN_OK);
-    CHECK(txt && strstr(txt, "rowsum:") && strstr(txt, "posix_memalign"));
+    CHECK(txt && strstr(txt, "rowsum:") && strstr(txt, "aligned_alloc"));
     free(txt);
     char *cpu = cg_host_cpu();
     CHECK(cpu && strlen(cpu) > 2);
