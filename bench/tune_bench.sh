@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # bench/tune_bench.sh: XGBoost-guided vs random search with the same trial
-# budgets on matmul, conv2d and blur (seeds 1..3, medians): best GFLOP/s
-# against trials (CSV + PNG via gnuplot when installed), trials needed to
-# reach 90 % of the best speed found, the model's pairwise accuracy on
-# held-out measured candidates, the search's scoring rate, and trials/s.
-# Usage: bench/tune_bench.sh BUILD_DIR [TRIALS] [OUTDIR]   (not part of make test)
+# budgets on matmul 256^3, conv2d and blur (3 seeds, medians): best GFLOP/s
+# against trials (CSV per workload, one PNG of all three via gnuplot), the
+# best at 64/128/256 trials, the trials each strategy needs to reach 90 % of
+# the best speed found, the model's pairwise accuracy on held-out measured
+# candidates (5-fold over each random-search database), the search's
+# scoring rate (candidates featurised and predicted per second) and the
+# trials per second.
+#
+# Usage: bench/tune_bench.sh BUILD_DIR [MAX_TRIALS] [OUTDIR]  (not part of make test)
+# Environment: THREADS (kernel threads while measuring, default 1: on a
+# small shared machine one thread is far less noisy), SEEDS ("1 2 3"),
+# WORKLOADS ("matmul conv2d blur"), PLOT (the PNG; default
+# bench/results/tune_curve.png).
 set -eu
-build=$1 trials=${2:-256} out=${3:-bench/results/tune}
+build=$1 trials=${2:-256}
 root=$(cd "$(dirname "$0")/.." && pwd)
+out=${3:-$root/bench/results/tune}
+threads=${THREADS:-1}
+seeds=${SEEDS:-1 2 3}
+workloads=${WORKLOADS:-matmul conv2d blur}
+plot=${PLOT:-$root/bench/results/tune_curve.png}
 kiln=$build/kiln
 mkdir -p "$out"
 cc -O2 -D_GNU_SOURCE -I"$root" -I"$root/include" "$root/bench/tune_acc.c" "$build/libkiln.a" \
@@ -18,25 +31,32 @@ declare -A args=(
   [blur]="$root/examples/blur.yaml --param H=512 --param W=512 --param OH=510 --param OW=510"
 )
 summary=$out/summary.txt
-: >"$summary"
-for wl in matmul conv2d blur; do
-  for strat in evolutionary random; do
-    for seed in 1 2 3; do
+{
+  echo "# kiln tune benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "# budget $trials trials, seeds $seeds, --threads $threads, --min-time 5 --repeats 3"
+} >"$summary"
+for wl in $workloads; do
+  # seed-major, the strategies alternating: a machine whose load drifts
+  # during the run biases neither
+  for seed in $seeds; do
+    for strat in evolutionary random; do
       db=$out/$wl-$strat-$seed.db
-      rm -f "$db"*
+      rm -f "$db" "$db-wal" "$db-shm"
       # shellcheck disable=SC2086
       "$kiln" tune ${args[$wl]} --trials "$trials" --seed "$seed" --strategy "$strat" \
-        --db "$db" --curve "$out/$wl-$strat-$seed.csv" --json --min-time 5 --repeats 3 \
-        | tail -n 1 >"$out/$wl-$strat-$seed.json"
+        --threads "$threads" --db "$db" --curve "$out/$wl-$strat-$seed.csv" --json \
+        --min-time 5 --repeats 3 | tail -n 1 >"$out/$wl-$strat-$seed.json"
       echo "$wl $strat $seed $(cat "$out/$wl-$strat-$seed.json")"
     done
   done
-  # median over seeds of best-so-far at each trial; trials to 90 % of the best found
-  awk -F, -v wl="$wl" -v T="$trials" '
-    FNR == 1 { f++; split(FILENAME, p, "-"); s = (FILENAME ~ /random/) ? "random" : "evolutionary"; next }
+  # median over seeds of the best-so-far at each trial; trials to 90 % of
+  # the best any run of this workload found
+  OUT="$out" awk -F, -v wl="$wl" -v T="$trials" '
+    FNR == 1 { f++; s = (FILENAME ~ /-random-/) ? "random" : "evolutionary"; next }
     { b[s, f, $1] = $4; if ($4 > top) top = $4 }
     END {
-      print "trial,evolutionary,random" > (ENVIRON["OUT"] "/" wl "-curve.csv")
+      csv = ENVIRON["OUT"] "/" wl "-curve.csv"
+      print "trial,evolutionary,random" > csv
       for (t = 1; t <= T; t++) {
         line = t
         for (k = 0; k < 2; k++) {
@@ -46,26 +66,44 @@ for wl in matmul conv2d blur; do
           m = n ? v[int((n - 1) / 2)] : ""; delete v
           line = line "," m; med[st, t] = m
         }
-        print line > (ENVIRON["OUT"] "/" wl "-curve.csv")
+        print line > csv
       }
       for (k = 0; k < 2; k++) {
         st = k ? "random" : "evolutionary"; r90 = "never"
-        for (t = 1; t <= T; t++) if (med[st, t] >= 0.9 * top) { r90 = t; break }
-        printf "%s %s: median best %.1f GFLOP/s at 64/128/256 trials: %s %s %s; 90%% of %.1f reached at trial %s\n",
-          wl, st, med[st, T], med[st, 64], med[st, 128], med[st, 256], top, r90
+        for (t = 1; t <= T; t++) if (med[st, t] != "" && med[st, t] >= 0.9 * top) { r90 = t; break }
+        at = ""
+        for (q = 64; q <= T; q *= 2) at = at sprintf(" %d: %.1f", q, med[st, q])
+        printf "%s %-12s median best GFLOP/s at%s; 90%% of %.1f reached at trial %s\n", wl, st, at, top, r90
       }
-    }' OUT="$out" $(ls "$out/$wl"-evolutionary-*.csv "$out/$wl"-random-*.csv) | tee -a "$summary"
-  for seed in 1 2 3; do
-    echo "$wl pairwise accuracy (seed $seed, random-search records): $("$out/tune_acc" "$out/$wl-random-$seed.db")" |
+    }' $(ls "$out/$wl"-evolutionary-*.csv "$out/$wl"-random-*.csv | grep -v curve) | tee -a "$summary"
+  accs=""
+  for seed in $seeds; do
+    accs="$accs $("$out/tune_acc" -k 5 "$out/$wl-random-$seed.db" | awk '{ print $4 }')"
+  done
+  echo "$wl pairwise accuracy (5-fold, random-search records, per seed):$accs" | tee -a "$summary"
+  echo "$wl scoring rate (candidates/s, guided runs): $(grep -ho '"score_rate": [0-9]*' "$out/$wl"-evolutionary-*.json | awk '{ printf "%s ", $2 }')" |
+    tee -a "$summary"
+  for strat in evolutionary random; do
+    cat "$out/$wl-$strat"-*.json | sed -n 's/.*"new_trials": \([0-9]*\).*"seconds": \([0-9.]*\).*/\1 \2/p' |
+      awk -v wl="$wl" -v st="$strat" '{ n += $1; s += $2 } END { if (s > 0) printf "%s %s trials/s: %.2f\n", wl, st, n / s }' |
       tee -a "$summary"
   done
-  grep -ho '"score_rate": [0-9]*' "$out/$wl"-evolutionary-*.json | tr '\n' ' ' | sed "s/^/$wl scoring rate (candidates\/s): /" | tee -a "$summary"; echo | tee -a "$summary"
-  grep -h . "$out/$wl"-*-1.json | sed -n 's/.*"new_trials": \([0-9]*\).*"seconds": \([0-9.]*\).*/\1 \2/p' |
-    awk -v wl="$wl" '{ printf "%s trials/s: %.2f\n", wl, $1 / $2 }' | tee -a "$summary"
-  if command -v gnuplot >/dev/null; then
-    gnuplot -e "set terminal png size 800,500; set output '$out/$wl-curve.png'; set datafile separator ','; \
-      set key bottom right; set xlabel 'trials'; set ylabel 'best GFLOP/s (median of 3 seeds)'; set title '$wl'; \
-      plot '$out/$wl-curve.csv' using 1:2 with lines title 'XGBoost-guided', '' using 1:3 with lines title 'random'"
-  fi
 done
+if command -v gnuplot >/dev/null; then
+  n=$(echo $workloads | wc -w)
+  {
+    echo "set terminal pngcairo size $((420 * n)),400 noenhanced" 2>/dev/null
+    echo "set output '$plot'"
+    echo "set datafile separator ','"
+    echo "set multiplot layout 1,$n title 'kiln tune: XGBoost-guided vs random (median of seeds $seeds, --threads $threads)'"
+    echo "set key bottom right; set xlabel 'trials'; set ylabel 'best GFLOP/s'; set grid"
+    for wl in $workloads; do
+      echo "set title '$wl'"
+      echo "plot '$out/$wl-curve.csv' using 1:2 with lines lw 2 title 'XGBoost-guided', '' using 1:3 with lines lw 2 title 'random'"
+    done
+    echo "unset multiplot"
+  } >"$out/plot.gp"
+  gnuplot "$out/plot.gp" 2>/dev/null || { sed -i 's/pngcairo/png/' "$out/plot.gp" && gnuplot "$out/plot.gp"; }
+  echo "plot in $plot"
+fi
 echo "summary in $summary"

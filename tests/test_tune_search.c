@@ -71,6 +71,10 @@ int main(int argc, char **argv)
     char *space = kiln_design_space(p);
     CHECK(space && strstr(space, "sample_perfect_tile(C.i, 4, 64)") &&
           strstr(space, "auto_unroll(C, C_unroll)"));
+    /* the accumulator may go to a register / cache tile */
+    CHECK(space && strstr(space, "C_local = cache_write(C) if C_cw") &&
+          strstr(space, "compute_at(C_local, C.j1) if C_cw == 1") &&
+          strstr(space, "auto_unroll(C_local, C_unroll) if C_cw"));
     kiln_free(space);
 
     kiln_tune_options o;

@@ -1,7 +1,8 @@
 /* tests/test_tune_trace.c: traces with sampling instructions — replay with
  * the same decisions rebuilds the schedule exactly, the text form round
  * trips, sampling is deterministic per seed, new decisions give other
- * points, every example's design space yields valid schedules, mutators
+ * points, every example's design space yields valid schedules (and samples
+ * its cache_write / compute_at / inline / rfactor rules), guards with not/==/!=, mutators
  * keep tiles perfect, and bad traces fail with file:line:col. */
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,10 @@ static char *apply(const Program *p, const TraceProg *t, TDec *dec, uint64_t see
     return out;
 }
 
-static void test_example(const char *root, const char *rel)
+/* want: which rules must show up in the samples (a few of 100 at least) */
+enum { W_CW = 1, W_AT = 2, W_INL = 4, W_RF = 8 };
+
+static void test_example(const char *root, const char *rel, int want)
 {
     Program *p = load(root, rel);
     CHECKF(p, "%s", rel);
@@ -51,15 +55,19 @@ static void test_example(const char *root, const char *rel)
     kiln_error e;
     kiln_error_clear(&e);
     CHECKF(trace_parse(space, "space", p, &t, &dec, &e) == KILN_OK, "%s: %s", rel, e.msg);
-    int bad = 0, distinct = 0;
+    int bad = 0, distinct = 0, ncw = 0, nat = 0, ninl = 0, nrf = 0;
     char *prev = NULL;
-    for (int i = 0; i < 60; i++) {
+    for (int i = 0; i < 100; i++) {
         memset(dec, 0, sizeof(TDec) * (size_t)t->nsamp);
         char *plain = apply(p, t, dec, 1000 + (uint64_t)i);
         if (!plain) {
             bad++;
             continue;
         }
+        ncw += strstr(plain, "cache_write(") != NULL;
+        nat += strstr(plain, "compute_at(") != NULL && !strstr(plain, "cache_write(");
+        ninl += strstr(plain, "inline(") != NULL;
+        nrf += strstr(plain, "rfactor(") != NULL;
         /* valid: lowers */
         Schedule *s = sched_new(p);
         kiln_error_clear(&e);
@@ -90,6 +98,28 @@ static void test_example(const char *root, const char *rel)
     }
     CHECKF(bad == 0, "%s: %d invalid samples", rel, bad);
     CHECKF(distinct > 10, "%s: only %d distinct consecutive samples", rel, distinct);
+    /* the memory-hierarchy rules are sampled (and stay valid, above) */
+    CHECKF(!(want & W_CW) || ncw >= 20, "%s: %d samples with cache_write", rel, ncw);
+    CHECKF(!(want & W_AT) || nat >= 15, "%s: %d samples with a producer compute_at", rel, nat);
+    CHECKF(!(want & W_INL) || ninl >= 15, "%s: %d samples with inline", rel, ninl);
+    CHECKF(!(want & W_RF) || nrf >= 20, "%s: %d samples with rfactor", rel, nrf);
+    CHECKF((want & W_RF) || nrf == 0, "%s: rfactor where the spatial loops are long", rel);
+    if (want & W_CW) {
+        /* both locations of the accumulator occur */
+        bool at[2] = {false, false};
+        for (int i = 0; i < 40; i++) {
+            memset(dec, 0, sizeof(TDec) * (size_t)t->nsamp);
+            char *plain = apply(p, t, dec, 5000 + (uint64_t)i);
+            char *c = plain ? strstr(plain, "compute_at(") : NULL;
+            if (c && strstr(plain, "cache_write(")) {
+                /* level 1 loops end in 1, level 0 loops in 0 */
+                const char *close = strchr(c, ')');
+                at[close && close[-1] == '1'] = true;
+            }
+            free(plain);
+        }
+        CHECKF(at[0] && at[1], "%s: cache_write at both tile levels", rel);
+    }
     free(prev);
     free(space);
     trace_prog_free(t);
@@ -212,22 +242,109 @@ static void test_determinism_and_syntax(const char *root)
     ir_program_free(p);
 }
 
+/* `if not V`, `if V == c`, `if V != c`; auto_* on a temp that an earlier
+ * line creates; an unknown name there fails when applied, at its line. */
+static void test_guards_and_new_temps(const char *root)
+{
+    Program *p = load(root, "tests/programs/small_matmul.yaml");
+    if (!p)
+        return;
+    const char *text = "w = sample_categorical([0, 1, 2])\n"
+                       "L = cache_write(C) if w\n"
+                       "C.io, C.ii = split(C.i, 8)\n"
+                       "reorder(C.io, C.j, C.ii) if w\n"
+                       "compute_at(L, C.io) if w == 1\n"
+                       "compute_at(L, C.j) if w == 2\n"
+                       "unroll(C.ii) if not w\n"
+                       "auto_unroll(L, 64) if w != 0\n";
+    TraceProg *t;
+    TDec *dec;
+    kiln_error e;
+    kiln_error_clear(&e);
+    CHECKF(trace_parse(text, "g.trace", p, &t, &dec, &e) == KILN_OK, "%s", e.msg);
+    if (e.code) {
+        ir_program_free(p);
+        return;
+    }
+    char *plain[3];
+    for (int w = 0; w < 3; w++) {
+        dec[0].n = 1;
+        dec[0].v[0] = w;
+        plain[w] = apply(p, t, dec, 1);
+        CHECKF(plain[w] != NULL, "w = %d", w);
+        if (!plain[w])
+            continue;
+        CHECKF((strstr(plain[w], "cache_write(") != NULL) == (w != 0), "w = %d: %s", w, plain[w]);
+        CHECKF((strstr(plain[w], "unroll(C.ii)") != NULL) == (w == 0), "w = %d: %s", w, plain[w]);
+        CHECK(w != 1 || strstr(plain[w], "compute_at(L, C.io)"));
+        CHECK(w != 2 || strstr(plain[w], "compute_at(L, C.j)"));
+        CHECKF(w == 0 || strstr(plain[w], "unroll(L."), "w = %d: %s", w, plain[w]);
+        /* every branch lowers */
+        Schedule *s = sched_new(p);
+        Arena *a;
+        LFunc *f;
+        kiln_error_clear(&e);
+        CHECKF(sched_apply_text(s, plain[w], "plain", &e) == KILN_OK &&
+                   tune_lower(s, &a, &f, NULL, &e) == KILN_OK,
+               "w = %d: %s", w, e.msg);
+        if (!e.code)
+            arena_free(a);
+        sched_free(s);
+    }
+    /* the guards survive the text form */
+    char *t1 = trace_to_text(t, dec);
+    CHECK(t1 && strstr(t1, "if not w\n") && strstr(t1, "if w == 1\n") && strstr(t1, "if w != 0\n"));
+    TraceProg *t2;
+    TDec *d2;
+    CHECK(trace_parse(t1, "rt", p, &t2, &d2, &e) == KILN_OK);
+    char *t3 = trace_to_text(t2, d2);
+    CHECK(t3 && !strcmp(t1, t3));
+    free(t1);
+    free(t3);
+    trace_prog_free(t2);
+    free(d2);
+    for (int w = 0; w < 3; w++)
+        free(plain[w]);
+    trace_prog_free(t);
+    free(dec);
+    /* a name that no line creates: parsed, refused when applied */
+    kiln_error_clear(&e);
+    CHECK(trace_parse("C.io, C.ii = split(C.i, 8)\nauto_unroll(Nope, 4)\n", "n.trace", p, &t, &dec,
+                      &e) == KILN_OK);
+    Schedule *s = sched_new(p);
+    uint64_t r = 1;
+    CHECK(trace_apply(t, s, dec, NULL, &r, &e) != KILN_OK);
+    CHECKF(e.line == 2 && !strcmp(e.file, "n.trace"), "%d %s", e.line, e.msg);
+    sched_free(s);
+    trace_prog_free(t);
+    free(dec);
+    /* an input is still no statement's tensor */
+    kiln_error_clear(&e);
+    CHECK(trace_parse("auto_unroll(A, 4)\n", "i.trace", p, &t, &dec, &e) != KILN_OK);
+    CHECK(strstr(e.msg, "not a tensor written by a statement") != NULL);
+    ir_program_free(p);
+}
+
 int main(int argc, char **argv)
 {
     const char *root = argc > 1 ? argv[1] : ".";
-    static const char *const ex[] = {"examples/matmul.yaml",
-                                     "examples/conv2d.yaml",
-                                     "examples/blur.yaml",
-                                     "examples/batch_matmul.yaml",
-                                     "examples/depthwise_conv.yaml",
-                                     "examples/layernorm.yaml",
-                                     "examples/matmul_bias_relu.yaml",
-                                     "examples/softmax.yaml",
-                                     "examples/transpose.yaml",
-                                     "tests/programs/rowsum.yaml",
-                                     "tests/programs/small_matmul.yaml"};
+    static const struct {
+        const char *file;
+        int want;
+    } ex[] = {{"examples/matmul.yaml", W_CW},
+              {"examples/conv2d.yaml", W_CW},
+              {"examples/blur.yaml", W_AT | W_INL},
+              {"examples/batch_matmul.yaml", W_CW},
+              {"examples/depthwise_conv.yaml", W_CW},
+              {"examples/layernorm.yaml", W_CW | W_INL},
+              {"examples/matmul_bias_relu.yaml", W_CW},
+              {"examples/softmax.yaml", W_CW | W_INL},
+              {"examples/transpose.yaml", 0},
+              {"tests/programs/rowsum.yaml", W_RF | W_INL},
+              {"tests/programs/small_matmul.yaml", W_CW}};
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
-        test_example(root, ex[i]);
+        test_example(root, ex[i].file, ex[i].want);
     test_determinism_and_syntax(root);
+    test_guards_and_new_temps(root);
     return t_done("tune_trace");
 }

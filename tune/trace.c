@@ -374,8 +374,13 @@ static int parse_auto(Ps *ps, int line, const char *base, const char *c, TInstKi
     size_t n;
     if (!eat(&c, '(') || read_ident(&c, false, &s, &n))
         return perr(ps, line, (int)(c - base) + 1, "expected '(' and a tensor name");
+    /* a name the program does not have may be a temp that an earlier
+     * line creates (cache_write, rfactor): it is looked up when applied */
     int st = stmt_of(ps->p, s, n);
-    if (st < 0)
+    bool known = false;
+    for (int i = 0; i < ps->p->ntensors && !known; i++)
+        known = strlen(ps->p->tensors[i].name) == n && !memcmp(ps->p->tensors[i].name, s, n);
+    if (st < 0 && known)
         return perr(ps, line, (int)(s - base) + 1, "'%.*s' is not a tensor written by a statement",
                     (int)n, s);
     note_stmt(in, st);
@@ -492,12 +497,32 @@ static int parse_line(Ps *ps, int line, const char *base, char *code, const char
     char *ifp = NULL;
     for (char *q = code; (q = strstr(q, " if ")); q++)
         ifp = q;
+    int gop = TG_NONZERO;
+    int64_t gval = 0;
     if (ifp) {
         const char *g = ifp + 4;
         const char *s;
         size_t n;
+        skip_ws(&g);
+        if (!strncmp(g, "not ", 4)) {
+            gop = TG_ZERO;
+            g += 4;
+            skip_ws(&g);
+        }
         if (!read_ident(&g, false, &s, &n)) {
             skip_ws(&g);
+            if (gop == TG_NONZERO && (g[0] == '=' || g[0] == '!') && g[1] == '=') {
+                const char *q = g + 2;
+                skip_ws(&q);
+                char *end;
+                long long v = strtoll(q, &end, 10);
+                if (end != q) {
+                    gop = g[0] == '=' ? TG_EQ : TG_NE;
+                    gval = v;
+                    g = end;
+                    skip_ws(&g);
+                }
+            }
             if (!*g) {
                 guard = find_var(ps->t, s, n);
                 if (guard < 0 || samp_inst(ps->t, guard)->kind != TI_CAT)
@@ -601,14 +626,20 @@ static int parse_line(Ps *ps, int line, const char *base, char *code, const char
             k = TI_AUTO_PARALLEL;
         if (k != TI_PRIM) {
             int rc = parse_auto(ps, line, base, c4, k);
-            if (!rc)
+            if (!rc) {
                 ps->t->v[ps->t->n - 1].guard = guard;
+                ps->t->v[ps->t->n - 1].guard_op = gop;
+                ps->t->v[ps->t->n - 1].guard_val = gval;
+            }
             return rc;
         }
     }
     int rc = parse_prim(ps, line, base, code);
-    if (!rc)
+    if (!rc) {
         ps->t->v[ps->t->n - 1].guard = guard;
+        ps->t->v[ps->t->n - 1].guard_op = gop;
+        ps->t->v[ps->t->n - 1].guard_val = gval;
+    }
     return rc;
 }
 
@@ -743,8 +774,16 @@ char *trace_to_text(const TraceProg *t, const TDec *dec)
                 sb_printf(&sb, "%lld)", (long long)in->arg_val);
             break;
         }
-        if (in->guard >= 0)
-            sb_printf(&sb, " if %s", samp_inst(t, in->guard)->var);
+        if (in->guard >= 0) {
+            const char *g = samp_inst(t, in->guard)->var;
+            if (in->guard_op == TG_ZERO)
+                sb_printf(&sb, " if not %s", g);
+            else if (in->guard_op == TG_EQ || in->guard_op == TG_NE)
+                sb_printf(&sb, " if %s %s %lld", g,
+                          in->guard_op == TG_EQ ? "==" : "!=", (long long)in->guard_val);
+            else
+                sb_printf(&sb, " if %s", g);
+        }
         sb_printf(&sb, "\n");
         (void)print_value;
     }
@@ -756,6 +795,21 @@ static int64_t cat_value(const TraceProg *t, const TDec *dec, int samp)
 {
     const TInst *si = samp_inst(t, samp);
     return si->choices[dec[samp].n ? dec[samp].v[0] : 0];
+}
+
+static bool guard_holds(const TraceProg *t, const TDec *dec, const TInst *in)
+{
+    int64_t v = cat_value(t, dec, in->guard);
+    switch (in->guard_op) {
+    case TG_ZERO:
+        return v == 0;
+    case TG_EQ:
+        return v == in->guard_val;
+    case TG_NE:
+        return v != in->guard_val;
+    default:
+        return v != 0;
+    }
 }
 
 static int aerr(const TraceProg *t, const TInst *in, kiln_error *e, const char *msg)
@@ -787,6 +841,11 @@ static void auto_unroll(Schedule *s, int st, int64_t max)
             continue;
         if (l->kind != LOOP_SERIAL || l->extent > 256 || prod * l->extent > max)
             break;
+        bool host = false; /* a loop another statement is computed at stays a loop */
+        for (int j = 0; j < cur_prog(s)->nstmts && !host; j++)
+            host = s->st[j].at && s->st[j].at_stmt == st && s->st[j].at_loop == ss->order[i];
+        if (host)
+            break;
         if (l->extent > 1 && sched_annotate(s, st, ss->order[i], LOOP_UNROLLED, NULL))
             break;
         prod *= l->extent;
@@ -806,6 +865,17 @@ static int auto_parallel(Schedule *s, int st, int64_t n, kiln_error *e)
         SLoop *l = &ss->loops[ss->order[i]];
         if (l->reduce || l->kind != LOOP_SERIAL || i == ss->norder - 1)
             break;
+        /* a loop that another statement is computed at cannot be fused:
+         * it may run in parallel alone, as the last of the fused ones */
+        bool host = false;
+        for (int j = 0; j < cur_prog(s)->nstmts && !host; j++)
+            host = s->st[j].at && s->st[j].at_stmt == st && s->st[j].at_loop == ss->order[i];
+        if (host && k > 0)
+            break;
+        if (host) {
+            loops[k++] = ss->order[i];
+            break;
+        }
         loops[k++] = ss->order[i];
     }
     if (k == 0)
@@ -852,7 +922,7 @@ int trace_apply(const TraceProg *t, Schedule *s, TDec *dec, bool *active, uint64
                     inlined(s, in->stmts[k]);
         if (skip)
             continue;
-        if (in->guard >= 0 && cat_value(t, dec, in->guard) == 0)
+        if (in->guard >= 0 && !guard_holds(t, dec, in))
             continue;
         switch (in->kind) {
         case TI_TILE: {
@@ -884,7 +954,18 @@ int trace_apply(const TraceProg *t, Schedule *s, TDec *dec, bool *active, uint64
         case TI_AUTO_UNROLL:
         case TI_AUTO_PARALLEL: {
             int64_t v = in->arg_samp >= 0 ? cat_value(t, dec, in->arg_samp) : in->arg_val;
-            int st = cur_prog(s)->tensors[in->stmts[0]].writer;
+            const Program *cp = cur_prog(s);
+            int st = -1;
+            if (in->nstmts > 0)
+                st = cp->tensors[in->stmts[0]].writer;
+            else
+                for (int k = 0; k < cp->ntensors && st < 0; k++)
+                    if (!strcmp(cp->tensors[k].name, in->target))
+                        st = cp->tensors[k].writer;
+            if (st < 0) {
+                rc = aerr(t, in, e, "unknown tensor in auto_unroll/auto_parallel");
+                break;
+            }
             if (in->kind == TI_AUTO_UNROLL)
                 auto_unroll(s, st, v);
             else if (v > 0 && (rc = auto_parallel(s, st, v, e)))

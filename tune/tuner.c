@@ -153,6 +153,19 @@ static int cmp_score_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+/* The cost model's label: throughput at the fastest repeat.  On a shared
+ * machine contention only ever slows a run down, so the fastest repeat is
+ * the steadier estimate of what the schedule is worth (the record keeps
+ * the median). */
+static double label_of(double gflops, double median_ms, const double *times, int n)
+{
+    double best = median_ms;
+    for (int i = 0; i < n; i++)
+        if (times[i] > 0 && times[i] < best)
+            best = times[i];
+    return gflops > 0 && best > 0 ? gflops * median_ms / best : 0;
+}
+
 /* Loads what the database knows about the workload: counts, the best,
  * the cost model's training data, the seen hashes and the top-k seeds. */
 static int resume(Tuner *T, kiln_error *e)
@@ -197,7 +210,9 @@ static int resume(Tuner *T, kiln_error *e)
                 memcpy(rows + at * TUNE_FEAT_LEN, recs[i].features,
                        sizeof(float) * (size_t)counts[i] * TUNE_FEAT_LEN);
             at += counts[i];
-            tp[i] = recs[i].error ? 0 : recs[i].gflops;
+            tp[i] = recs[i].error ? 0
+                                  : label_of(recs[i].gflops, recs[i].median_ms, recs[i].times_ms,
+                                             recs[i].ntimes);
         }
         if (!rc)
             rc = kiln_cost_model_update(T->model, (unsigned long long)T->wl, rows, counts, n,
@@ -261,7 +276,8 @@ static void report_progress(Tuner *T, double last_gflops)
     T->o.progress(&pr, T->o.progress_ctx);
 }
 
-/* Measures one candidate, commits its record, updates the best. */
+/* Measures one candidate, commits its record, updates the best.  *gflops
+ * receives the model's label (0: failed). */
 static int measure_one(Tuner *T, SearchCand *c, double *gflops, kiln_error *e)
 {
     *gflops = 0;
@@ -321,10 +337,10 @@ static int measure_one(Tuner *T, SearchCand *c, double *gflops, kiln_error *e)
             T->best_trace = strdup(r.trace);
             T->best_plain = strdup(c->plain);
         }
-        *gflops = ok ? rep.gflops : 0;
+        *gflops = ok ? label_of(rep.gflops, rep.median_ms, rep.times_ms, rep.ntimes) : 0;
         if (T->curve)
             fprintf(T->curve, "%lld,%.3f,%.4f,%.4f,%s\n", (long long)T->total, tune_now() - T->t0,
-                    *gflops, T->best_gflops, tune_measure_status_name(rep.status));
+                    ok ? rep.gflops : 0, T->best_gflops, tune_measure_status_name(rep.status));
     }
     free(r.trace);
     return rc;
@@ -653,11 +669,16 @@ int kiln_tune(const kiln_program *kp, const kiln_tune_options *opts, kiln_tune_r
         rc = propose(&T, picks, want, &np, e);
         int64_t before = T.total;
         double *tp = calloc((size_t)(np ? np : 1), sizeof(double));
-        for (int i = 0; i < np && !rc; i++) {
+        /* only what was measured now teaches the model: a pick skipped as
+         * already seen has no label (0 would call it a failure) */
+        bool *fresh = calloc((size_t)(np ? np : 1), sizeof(bool));
+        for (int i = 0; i < np && !rc && tp && fresh; i++) {
             if (!picks[i].ok || hset_has(&T.seen, picks[i].hash))
                 continue;
+            int64_t had = T.total;
             rc = measure_one(&T, &picks[i], &tp[i], e);
             hset_add(&T.seen, picks[i].hash);
+            fresh[i] = !rc && T.total > had;
             if (!rc)
                 add_measured(&T, &picks[i], tp[i]);
             report_progress(&T, tp[i]);
@@ -666,25 +687,33 @@ int kiln_tune(const kiln_program *kp, const kiln_tune_options *opts, kiln_tune_r
             /* one update per round, as MetaSchedule's UpdateCostModel */
             int64_t nrows = 0;
             for (int i = 0; i < np; i++)
-                nrows += picks[i].ok ? picks[i].nrows : 0;
+                nrows += fresh && fresh[i] ? picks[i].nrows : 0;
             float *rows = malloc(sizeof(float) * (size_t)(nrows ? nrows : 1) * TUNE_FEAT_LEN);
             int *counts = malloc(sizeof(int) * (size_t)np);
-            if (rows && counts && tp) {
+            double *lab = malloc(sizeof(double) * (size_t)np);
+            if (rows && counts && tp && fresh && lab) {
                 int64_t at = 0;
+                int nl = 0;
                 for (int i = 0; i < np; i++) {
-                    counts[i] = picks[i].ok ? picks[i].nrows : 0;
-                    if (counts[i])
+                    if (!fresh[i])
+                        continue;
+                    counts[nl] = picks[i].nrows;
+                    lab[nl++] = tp[i];
+                    if (picks[i].nrows)
                         memcpy(rows + at * TUNE_FEAT_LEN, picks[i].rows,
-                               sizeof(float) * (size_t)counts[i] * TUNE_FEAT_LEN);
-                    at += counts[i];
+                               sizeof(float) * (size_t)picks[i].nrows * TUNE_FEAT_LEN);
+                    at += picks[i].nrows;
                 }
-                rc = kiln_cost_model_update(T.model, (unsigned long long)T.wl, rows, counts, np,
-                                            TUNE_FEAT_LEN, tp, e);
+                if (nl)
+                    rc = kiln_cost_model_update(T.model, (unsigned long long)T.wl, rows, counts, nl,
+                                                TUNE_FEAT_LEN, lab, e);
             }
             free(rows);
             free(counts);
+            free(lab);
         }
         free(tp);
+        free(fresh);
         for (int i = 0; i < want; i++)
             search_cand_fini(&picks[i]);
         free(picks);

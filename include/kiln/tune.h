@@ -203,7 +203,7 @@ typedef struct kiln_roofline_options {
 kiln_cost_model *kiln_cost_model_roofline_new(const kiln_roofline_options *opts, kiln_error *e);
 
 /* Gradient-boosted trees (XGBoost) trained on measured candidates.
- * Target: throughput normalised by the best of its workload, in [0,1].
+ * Target: log-scaled throughput normalised by the best of its workload, in [0,1].
  * A candidate's rows are aggregated into one row (its dominant store,
  * the one with the most flops, then bytes, next to the element-wise
  * sum of all its rows in linear space; see tune/cost_xgb.c).  Until
