@@ -16,7 +16,8 @@ static const char usage[] =
     "  kiln run FILE.yaml [--schedule TRACE | --db PATH] [--threads T] [--json]\n"
     "                     [--min-time MS] [--repeats N] [--seed S]\n"
     "  kiln compile FILE.yaml [--schedule TRACE | --db PATH] -o OUT.o   (also writes OUT.h)\n"
-    "  kiln show FILE.yaml [--schedule TRACE | --db PATH] [--after PASS | --llvm | --llvm-opt | --asm]\n"
+    "  kiln show FILE.yaml [--schedule TRACE | --db PATH] [--after PASS | --llvm | --llvm-opt | "
+    "--asm]\n"
     "  kiln tune FILE.yaml [--trials N] [--db PATH] [--seed S] [--threads T] [--json]\n"
     "                      [--strategy evolutionary|random] [--space TRACE] [--curve OUT.csv]\n"
     "                      [--min-time MS] [--repeats N] [--timeout MS]\n"
@@ -86,8 +87,8 @@ static int parse_args(int argc, char **argv, Opts *o)
     o->trials = 64;
     int first = 2;
     if (!strcmp(o->cmd, "db")) {
-        if (argc < 3 || (strcmp(argv[2], "list") && strcmp(argv[2], "best") &&
-                         strcmp(argv[2], "export")))
+        if (argc < 3 ||
+            (strcmp(argv[2], "list") && strcmp(argv[2], "best") && strcmp(argv[2], "export")))
             return usage_error("db needs list, best or export", "", "");
         o->dbcmd = argv[2];
         first = 3;
@@ -96,11 +97,11 @@ static int parse_args(int argc, char **argv, Opts *o)
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         long v;
-#define NEED_VAL()                                                                            \
-    do {                                                                                      \
-        if (!val)                                                                             \
-            return usage_error("option ", a, " needs a value");                                 \
-        i++;                                                                                  \
+#define NEED_VAL()                                                                                 \
+    do {                                                                                           \
+        if (!val)                                                                                  \
+            return usage_error("option ", a, " needs a value");                                    \
+        i++;                                                                                       \
     } while (0)
         if (!strcmp(a, "--schedule")) {
             NEED_VAL();
@@ -236,8 +237,7 @@ static char *read_text(const char *path)
 static int load(const Opts *o, kiln_program **p, kiln_schedule **s, kiln_error *e)
 {
     *s = NULL;
-    if (kiln_program_parse_file_params(o->file, o->nparams, o->param_names, o->param_values, p,
-                                       e))
+    if (kiln_program_parse_file_params(o->file, o->nparams, o->param_names, o->param_values, p, e))
         return 1;
     if (o->schedule) {
         *s = kiln_schedule_new(*p);
@@ -305,10 +305,11 @@ static int cmd_run(const Opts *o, kiln_program *p, kiln_schedule *s, kiln_error 
         printf("{\"name\": ");
         json_string(kiln_program_name(p));
         printf(", \"verified\": %s, \"max_abs_err\": %.3g, \"max_rel_err\": %.3g, "
-               "\"compile_ms\": %.3f, \"compile_cpu_ms\": %.3f, \"median_ms\": %.6f, \"gflops\": %.3f, \"threads\": %d, "
+               "\"compile_ms\": %.3f, \"compile_cpu_ms\": %.3f, \"median_ms\": %.6f, \"gflops\": "
+               "%.3f, \"threads\": %d, "
                "\"flops\": %.0f}\n",
-               r.verified ? "true" : "false", r.max_abs_err, r.max_rel_err, r.compile_ms, r.compile_cpu_ms,
-               r.median_ms, r.gflops, r.threads, kiln_program_flops(p));
+               r.verified ? "true" : "false", r.max_abs_err, r.max_rel_err, r.compile_ms,
+               r.compile_cpu_ms, r.median_ms, r.gflops, r.threads, kiln_program_flops(p));
     } else {
         printf("%s: %s (max abs err %.3g)\n", kiln_program_name(p),
                r.verified ? "verified against the interpreter" : "WRONG RESULT", r.max_abs_err);
@@ -353,10 +354,11 @@ static void progress_line(const kiln_tune_progress *pr, void *ctx)
 {
     (void)ctx;
     int eta = (int)(pr->eta_s + 0.5);
-    fprintf(stderr, "\r\033[K%d/%d trials, %d failed, best %.2f GFLOP/s (%.4f ms), %.1f trials/s, "
-                    "%d:%02d left",
-            pr->trials, pr->target, pr->failures, pr->best_gflops, pr->best_ms,
-            pr->trials_per_s, eta / 60, eta % 60);
+    fprintf(stderr,
+            "\r\033[K%d/%d trials, %d failed, best %.2f GFLOP/s (%.4f ms), %.1f trials/s, "
+            "%d:%02d left",
+            pr->trials, pr->target, pr->failures, pr->best_gflops, pr->best_ms, pr->trials_per_s,
+            eta / 60, eta % 60);
     fflush(stderr);
 }
 
@@ -397,8 +399,8 @@ static int cmd_tune(const Opts *o, kiln_program *p, kiln_error *e)
         printf("%s: %d trials (%d new, %d failed) in %.1f s\n", kiln_program_name(p), r.trials,
                r.new_trials, r.failures, r.seconds);
         if (r.best_schedule)
-            printf("best: %.4f ms, %.2f GFLOP/s, verified; schedule:\n%s", r.best_ms,
-                   r.best_gflops, r.best_schedule);
+            printf("best: %.4f ms, %.2f GFLOP/s, verified; schedule:\n%s", r.best_ms, r.best_gflops,
+                   r.best_schedule);
         else
             printf("no candidate ran successfully\n");
     }
@@ -411,8 +413,8 @@ static int cmd_db(const Opts *o, kiln_error *e)
 {
     kiln_program *p = NULL;
     int rc = 0;
-    if (o->file && kiln_program_parse_file_params(o->file, o->nparams, o->param_names,
-                                                  o->param_values, &p, e))
+    if (o->file &&
+        kiln_program_parse_file_params(o->file, o->nparams, o->param_names, o->param_values, &p, e))
         return report(e);
     if (!strcmp(o->dbcmd, "list"))
         rc = kiln_db_list(o->db, stdout, e);

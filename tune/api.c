@@ -148,8 +148,8 @@ int kiln_program_add_tensor(kiln_program *p, kiln_tensor_kind kind, const char *
     for (int i = 0; i < ndim; i++)
         if (!dims[i])
             return inval(e, "kiln_program_add_tensor: a dim is NULL");
-    return ir_program_add_tensor(p->p, kinds[kind], name, dts[dtype], ndim, dims, NULL,
-                                 (Loc){0, 0}, e);
+    return ir_program_add_tensor(p->p, kinds[kind], name, dts[dtype], ndim, dims, NULL, (Loc){0, 0},
+                                 e);
 }
 
 int kiln_program_add_stmt(kiln_program *p, const char *stmt, int nranges,
@@ -330,16 +330,16 @@ static int find_loop(const kiln_schedule *s, const char *name, int *stmt, int *l
     return sched_find_loop(s->s, name, stmt, loop, e);
 }
 
-int kiln_schedule_split(kiln_schedule *s, const char *loop, int nfactors,
-                        const long long *factors, const char *const *names, kiln_error *e)
+int kiln_schedule_split(kiln_schedule *s, const char *loop, int nfactors, const long long *factors,
+                        const char *const *names, kiln_error *e)
 {
     int st = -1, lp = -1;
     int rc = find_loop(s, loop, &st, &lp, e);
     if (rc)
         return rc;
     if (nfactors < 1 || nfactors >= IR_MAX_DIMS || !factors)
-        return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
-                        "split of %s needs 1 to %d factors", loop, IR_MAX_DIMS - 1);
+        return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0}, "split of %s needs 1 to %d factors",
+                        loop, IR_MAX_DIMS - 1);
     int64_t f[IR_MAX_DIMS];
     const char *nm[IR_MAX_DIMS];
     for (int i = 0; i < nfactors; i++)
@@ -356,8 +356,8 @@ int kiln_schedule_split(kiln_schedule *s, const char *loop, int nfactors,
     return sched_split(s->s, st, lp, nfactors, f, names ? nm : NULL, out, e);
 }
 
-static int find_loops(const kiln_schedule *s, int n, const char *const *loops, int *stmt,
-                      int *ids, kiln_error *e)
+static int find_loops(const kiln_schedule *s, int n, const char *const *loops, int *stmt, int *ids,
+                      kiln_error *e)
 {
     if (n < 1 || n > 64 || !loops)
         return inval(e, "loop list is empty or too long");
@@ -426,8 +426,8 @@ int kiln_schedule_inline(kiln_schedule *s, const char *tensor, kiln_error *e)
     if (t < 0)
         return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0}, "unknown tensor '%s'", tensor);
     if (sched_prog(s->s)->tensors[t].writer < 0)
-        return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
-                        "cannot inline '%s': it is an input", tensor);
+        return ir_error(e, KILN_ESCHEDULE, NULL, (Loc){0, 0}, "cannot inline '%s': it is an input",
+                        tensor);
     return sched_inline(s->s, sched_prog(s->s)->tensors[t].writer, e);
 }
 
@@ -443,8 +443,7 @@ static int find_tensor_w(const kiln_schedule *s, const char *name, int *t, int *
     return KILN_OK;
 }
 
-int kiln_schedule_compute_at(kiln_schedule *s, const char *tensor, const char *loop,
-                             kiln_error *e)
+int kiln_schedule_compute_at(kiln_schedule *s, const char *tensor, const char *loop, kiln_error *e)
 {
     int t = -1, w = -1, st = -1, lp = -1;
     int rc = find_tensor_w(s, tensor, &t, &w, e);
@@ -456,8 +455,7 @@ int kiln_schedule_compute_at(kiln_schedule *s, const char *tensor, const char *l
     return sched_compute_at(s->s, w, st, lp, e);
 }
 
-int kiln_schedule_cache_write(kiln_schedule *s, const char *tensor, const char *name,
-                              kiln_error *e)
+int kiln_schedule_cache_write(kiln_schedule *s, const char *tensor, const char *name, kiln_error *e)
 {
     int t = -1, w = -1;
     int rc = find_tensor_w(s, tensor, &t, &w, e);

@@ -51,11 +51,20 @@ static void fill_random(void *p, DType dt, int64_t n, uint64_t *rng)
         double u = (double)(r >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
         int64_t k = (int64_t)(r % 17) - 8;
         switch (dt) {
-        case DT_F32: ((float *)p)[i] = (float)u; break;
-        case DT_F64: ((double *)p)[i] = u; break;
-        case DT_I32: ((int32_t *)p)[i] = (int32_t)k; break;
-        case DT_I64: ((int64_t *)p)[i] = k; break;
-        default: break;
+        case DT_F32:
+            ((float *)p)[i] = (float)u;
+            break;
+        case DT_F64:
+            ((double *)p)[i] = u;
+            break;
+        case DT_I32:
+            ((int32_t *)p)[i] = (int32_t)k;
+            break;
+        case DT_I64:
+            ((int64_t *)p)[i] = k;
+            break;
+        default:
+            break;
         }
     }
 }
@@ -99,11 +108,16 @@ void tune_args_free(TuneArgs *a)
 static double elem(const void *p, DType dt, int64_t i)
 {
     switch (dt) {
-    case DT_F32: return ((const float *)p)[i];
-    case DT_F64: return ((const double *)p)[i];
-    case DT_I32: return ((const int32_t *)p)[i];
-    case DT_I64: return (double)((const int64_t *)p)[i];
-    default: return 0;
+    case DT_F32:
+        return ((const float *)p)[i];
+    case DT_F64:
+        return ((const double *)p)[i];
+    case DT_I32:
+        return ((const int32_t *)p)[i];
+    case DT_I64:
+        return (double)((const int64_t *)p)[i];
+    default:
+        return 0;
     }
 }
 
@@ -194,7 +208,8 @@ int kiln_run(const kiln_schedule *s, const kiln_run_options *opts, kiln_run_resu
         if (rc)
             goto done;
         if (kiln_kernel_call(k, got.bufs) != 0) {
-            rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "kernel could not allocate a temporary");
+            rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0},
+                          "kernel could not allocate a temporary");
             goto done;
         }
         void **bufs = calloc((size_t)p->ntensors, sizeof(void *));
