@@ -279,6 +279,25 @@ Expr *expr_select(Arena *a, DType dt, Expr *c, Expr *t, Expr *f)
     return e;
 }
 
+Expr *expr_red_identity(Arena *a, RedOp op, DType dt)
+{
+    bool fl = dtype_is_float(dt);
+    switch (op) {
+    case RED_SUM:
+        return fl ? expr_float(a, dt, 0.0) : expr_int(a, dt, 0);
+    case RED_PROD:
+        return fl ? expr_float(a, dt, 1.0) : expr_int(a, dt, 1);
+    case RED_MAX:
+        return fl ? expr_float(a, dt, -INFINITY)
+                  : expr_int(a, dt, dt == DT_I32 ? INT32_MIN : INT64_MIN);
+    case RED_MIN:
+        return fl ? expr_float(a, dt, INFINITY)
+                  : expr_int(a, dt, dt == DT_I32 ? INT32_MAX : INT64_MAX);
+    default:
+        return NULL;
+    }
+}
+
 Expr *expr_iconst(Arena *a, int64_t v)
 {
     return expr_int(a, DT_I64, v);

@@ -175,6 +175,10 @@ typedef struct Stmt {
     const char *text; /* the statement source text */
 } Stmt;
 
+/* The identity of a reduction (0, 1, -inf / type min, +inf / type max) as
+ * a constant of dtype dt; NULL for RED_NONE. */
+Expr *expr_red_identity(Arena *a, RedOp op, DType dt);
+
 typedef struct Param {
     const char *name;
     int64_t value;

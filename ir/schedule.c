@@ -1199,23 +1199,6 @@ int sched_cache_read(Schedule *s, int tensor, int consumer, const char *name, in
     return KILN_OK;
 }
 
-static Expr *red_identity(Arena *a, RedOp op, DType dt)
-{
-    bool fl = dtype_is_float(dt);
-    switch (op) {
-    case RED_SUM:
-        return fl ? expr_float(a, dt, 0.0) : expr_int(a, dt, 0);
-    case RED_PROD:
-        return fl ? expr_float(a, dt, 1.0) : expr_int(a, dt, 1);
-    case RED_MAX:
-        return fl ? expr_float(a, dt, -__builtin_inf())
-                  : expr_int(a, dt, dt == DT_I32 ? INT32_MIN : INT64_MIN);
-    default:
-        return fl ? expr_float(a, dt, __builtin_inf())
-                  : expr_int(a, dt, dt == DT_I32 ? INT32_MAX : INT64_MAX);
-    }
-}
-
 /* A var name "base" + suffix not used by any var of ps. */
 static const char *var_name(Arena *a, const Stmt *ps, const char *base, const char *suffix)
 {
@@ -1292,7 +1275,7 @@ int sched_rfactor(Schedule *s, int stmt, int loop, int64_t factor, const char *n
     Expr *rhs = expr_subst(a, os->rhs, 1, &k, &kval);
     if (ko_ext * factor != k->extent)
         rhs = expr_select(a, t->dt, expr_bin(a, EXPR_LT, DT_BOOL, kval, expr_iconst(a, k->extent)),
-                          rhs, red_identity(a, os->red, t->dt));
+                          rhs, expr_red_identity(a, os->red, t->dt));
     *rw.ns = *os;
     rw.ns->out = nt;
     rw.ns->vars = pv;

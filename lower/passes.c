@@ -53,25 +53,6 @@ static RedOp red_of(const LowerCtx *cx, int buf)
     return p->stmts[p->tensors[buf].writer].red;
 }
 
-static Expr *identity(Arena *a, RedOp op, DType dt)
-{
-    bool fl = dtype_is_float(dt);
-    switch (op) {
-    case RED_SUM:
-        return fl ? expr_float(a, dt, 0.0) : expr_int(a, dt, 0);
-    case RED_PROD:
-        return fl ? expr_float(a, dt, 1.0) : expr_int(a, dt, 1);
-    case RED_MAX:
-        return fl ? expr_float(a, dt, -INFINITY)
-                  : expr_int(a, dt, dt == DT_I32 ? INT32_MIN : INT64_MIN);
-    case RED_MIN:
-        return fl ? expr_float(a, dt, INFINITY)
-                  : expr_int(a, dt, dt == DT_I32 ? INT32_MAX : INT64_MAX);
-    default:
-        return NULL;
-    }
-}
-
 static LStmt *init_store(const LowerCtx *cx, const LStmt *upd, int n, Var **from, Expr **to)
 {
     Expr *idx[IR_MAX_DIMS + 1];
@@ -79,7 +60,7 @@ static LStmt *init_store(const LowerCtx *cx, const LStmt *upd, int n, Var **from
         idx[i] = expr_subst(cx->a, upd->u.store.idx[i], n, from, to);
     DType dt = cx->p->tensors[upd->u.store.buf].dt;
     return ls_store(cx->a, upd->u.store.buf, upd->u.store.n, idx,
-                    identity(cx->a, red_of(cx, upd->u.store.buf), dt));
+                    expr_red_identity(cx->a, red_of(cx, upd->u.store.buf), dt));
 }
 
 /* Does s contain a store to buf? */
