@@ -72,9 +72,14 @@ int main(int argc, char **argv)
     CHECK(space && strstr(space, "sample_perfect_tile(C.i, 4, 64)") &&
           strstr(space, "auto_unroll(C, C_unroll)"));
     /* the accumulator may go to a register / cache tile */
-    CHECK(space && strstr(space, "C_local = cache_write(C) if C_cw") &&
-          strstr(space, "compute_at(C_local, C.j1) if C_cw == 1") &&
-          strstr(space, "auto_unroll(C_local, C_unroll) if C_cw"));
+    CHECK(space && strstr(space, "C_local = cache_write(C) if C_cw >= 2") &&
+          strstr(space, "compute_at(C_local, C.j1) if C_cw == 2") &&
+          strstr(space, "auto_unroll(C_local, C_unroll) if C_cw >= 2"));
+    /* B (streamed along the vector loop, re-read across i) may be packed
+     * at the outer reduction tile; A (broadcast) is not a candidate */
+    CHECK(space && strstr(space, "B_C = cache_read(B, C) if C_cw == 1") &&
+          strstr(space, "compute_at(B_C, C.k0) if C_cw == 1") &&
+          strstr(space, "vectorize(B_C.j_v) if C_cw == 1") && !strstr(space, "cache_read(A"));
     kiln_free(space);
 
     kiln_tune_options o;

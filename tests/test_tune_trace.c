@@ -2,7 +2,8 @@
  * the same decisions rebuilds the schedule exactly, the text form round
  * trips, sampling is deterministic per seed, new decisions give other
  * points, every example's design space yields valid schedules (and samples
- * its cache_write / compute_at / inline / rfactor rules), guards with not/==/!=, mutators
+ * its cache_write / compute_at / inline / rfactor / packing rules), guards with
+ * not/==/!=/</<=/>/>=, mutators
  * keep tiles perfect, and bad traces fail with file:line:col. */
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ static char *apply(const Program *p, const TraceProg *t, TDec *dec, uint64_t see
 }
 
 /* want: which rules must show up in the samples (a few of 100 at least) */
-enum { W_CW = 1, W_AT = 2, W_INL = 4, W_RF = 8 };
+enum { W_CW = 1, W_AT = 2, W_INL = 4, W_RF = 8, W_PK = 16 };
 
 static void test_example(const char *root, const char *rel, int want)
 {
@@ -55,7 +56,7 @@ static void test_example(const char *root, const char *rel, int want)
     kiln_error e;
     kiln_error_clear(&e);
     CHECKF(trace_parse(space, "space", p, &t, &dec, &e) == KILN_OK, "%s: %s", rel, e.msg);
-    int bad = 0, distinct = 0, ncw = 0, nat = 0, ninl = 0, nrf = 0;
+    int bad = 0, distinct = 0, ncw = 0, nat = 0, ninl = 0, nrf = 0, npk = 0;
     char *prev = NULL;
     for (int i = 0; i < 100; i++) {
         memset(dec, 0, sizeof(TDec) * (size_t)t->nsamp);
@@ -68,6 +69,7 @@ static void test_example(const char *root, const char *rel, int want)
         nat += strstr(plain, "compute_at(") != NULL && !strstr(plain, "cache_write(");
         ninl += strstr(plain, "inline(") != NULL;
         nrf += strstr(plain, "rfactor(") != NULL;
+        npk += strstr(plain, "cache_read(") != NULL;
         /* valid: lowers */
         Schedule *s = sched_new(p);
         kiln_error_clear(&e);
@@ -104,6 +106,8 @@ static void test_example(const char *root, const char *rel, int want)
     CHECKF(!(want & W_INL) || ninl >= 15, "%s: %d samples with inline", rel, ninl);
     CHECKF(!(want & W_RF) || nrf >= 20, "%s: %d samples with rfactor", rel, nrf);
     CHECKF((want & W_RF) || nrf == 0, "%s: rfactor where the spatial loops are long", rel);
+    CHECKF(!(want & W_PK) || npk >= 15, "%s: %d samples with a packed operand", rel, npk);
+    CHECKF((want & W_PK) || npk == 0, "%s: packing without a streamed operand", rel);
     if (want & W_CW) {
         /* both locations of the accumulator occur */
         bool at[2] = {false, false};
@@ -242,7 +246,7 @@ static void test_determinism_and_syntax(const char *root)
     ir_program_free(p);
 }
 
-/* `if not V`, `if V == c`, `if V != c`; auto_* on a temp that an earlier
+/* `if not V`, `if V == c`, `if V != c`, `if V < c`; auto_* on a temp that an earlier
  * line creates; an unknown name there fails when applied, at its line. */
 static void test_guards_and_new_temps(const char *root)
 {
@@ -256,7 +260,8 @@ static void test_guards_and_new_temps(const char *root)
                        "compute_at(L, C.io) if w == 1\n"
                        "compute_at(L, C.j) if w == 2\n"
                        "unroll(C.ii) if not w\n"
-                       "auto_unroll(L, 64) if w != 0\n";
+                       "auto_unroll(L, 64) if w != 0\n"
+                       "parallel(C.io) if w < 1\n";
     TraceProg *t;
     TDec *dec;
     kiln_error e;
@@ -276,6 +281,7 @@ static void test_guards_and_new_temps(const char *root)
             continue;
         CHECKF((strstr(plain[w], "cache_write(") != NULL) == (w != 0), "w = %d: %s", w, plain[w]);
         CHECKF((strstr(plain[w], "unroll(C.ii)") != NULL) == (w == 0), "w = %d: %s", w, plain[w]);
+        CHECKF((strstr(plain[w], "parallel(C.io)") != NULL) == (w < 1), "w = %d: %s", w, plain[w]);
         CHECK(w != 1 || strstr(plain[w], "compute_at(L, C.io)"));
         CHECK(w != 2 || strstr(plain[w], "compute_at(L, C.j)"));
         CHECKF(w == 0 || strstr(plain[w], "unroll(L."), "w = %d: %s", w, plain[w]);
@@ -293,7 +299,8 @@ static void test_guards_and_new_temps(const char *root)
     }
     /* the guards survive the text form */
     char *t1 = trace_to_text(t, dec);
-    CHECK(t1 && strstr(t1, "if not w\n") && strstr(t1, "if w == 1\n") && strstr(t1, "if w != 0\n"));
+    CHECK(t1 && strstr(t1, "if not w\n") && strstr(t1, "if w == 1\n") && strstr(t1, "if w != 0\n") &&
+          strstr(t1, "if w < 1\n"));
     TraceProg *t2;
     TDec *d2;
     CHECK(trace_parse(t1, "rt", p, &t2, &d2, &e) == KILN_OK);
@@ -331,17 +338,17 @@ int main(int argc, char **argv)
     static const struct {
         const char *file;
         int want;
-    } ex[] = {{"examples/matmul.yaml", W_CW},
-              {"examples/conv2d.yaml", W_CW},
+    } ex[] = {{"examples/matmul.yaml", W_CW | W_PK},
+              {"examples/conv2d.yaml", W_CW | W_PK},
               {"examples/blur.yaml", W_AT | W_INL},
-              {"examples/batch_matmul.yaml", W_CW},
-              {"examples/depthwise_conv.yaml", W_CW},
+              {"examples/batch_matmul.yaml", W_CW | W_PK},
+              {"examples/depthwise_conv.yaml", W_CW | W_PK},
               {"examples/layernorm.yaml", W_CW | W_INL},
-              {"examples/matmul_bias_relu.yaml", W_CW},
+              {"examples/matmul_bias_relu.yaml", W_CW | W_PK},
               {"examples/softmax.yaml", W_CW | W_INL},
               {"examples/transpose.yaml", 0},
               {"tests/programs/rowsum.yaml", W_RF | W_INL},
-              {"tests/programs/small_matmul.yaml", W_CW}};
+              {"tests/programs/small_matmul.yaml", W_CW | W_PK}};
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
         test_example(root, ex[i].file, ex[i].want);
     test_determinism_and_syntax(root);

@@ -13,11 +13,14 @@
  *   - multi-level tiling "SSRSRS": spatial loops into 4 levels (the vector
  *     loop is the innermost level), reduction loops into 2, by
  *     sample_perfect_tile, then reordered S S R S R S;
- *   - reductions: a sampled `T_cw`: 0 as above, 1/2 the accumulator goes
+ *   - reductions: a sampled `T_cw`: 0 as above, 2/3 the accumulator goes
  *     to a cache_write temp `T_local` computed at the output's innermost
  *     level-1/level-0 tile loop (a register / cache tile), whose own loops
  *     are tiled R S R S with the factors of the same samples, so the
- *     region and the tile agree;
+ *     region and the tile agree; 1 (when an input is streamed along the
+ *     vector loop and re-read across others, like B of a matmul) as 0,
+ *     with that input packed: cache_read, computed at the innermost R0
+ *     loop, its last dimension vectorized;
  *   - reductions whose spatial loops are short (<= 64 iterations in all)
  *     over a long reduction (>= 64): instead of T_cw a sampled `T_rf`:
  *     rfactor of the longest reduction loop by a sampled block size
@@ -118,6 +121,52 @@ static int at_consumer(const Program *p, int si)
     return c;
 }
 
+/* The first load of tensor t in e, or NULL. */
+static const Expr *first_load_of(const Expr *e, int t)
+{
+    if (!e || e->kind == EXPR_INT || e->kind == EXPR_FLOAT || e->kind == EXPR_VAR)
+        return NULL;
+    if (e->kind == EXPR_LOAD) {
+        if (e->u.load.buf == t)
+            return e;
+        for (int i = 0; i < e->u.load.n; i++) {
+            const Expr *l = first_load_of(e->u.load.idx[i], t);
+            if (l)
+                return l;
+        }
+        return NULL;
+    }
+    const Expr *l = first_load_of(e->u.op.a, t);
+    if (!l)
+        l = first_load_of(e->u.op.b, t);
+    return l ? l : first_load_of(e->u.op.c, t);
+}
+
+/* The input a reduction streams along its vector loop and re-reads across
+ * other loops (B of a matmul, the image of a convolution): its last index
+ * uses the innermost spatial var and some index uses a reduction var.
+ * Such an operand is worth packing (cache_read computed at the outer
+ * reduction tile), as BLAS libraries do.  -1: none. */
+static int pack_candidate(const Program *p, int si)
+{
+    const Stmt *st = &p->stmts[si];
+    if (st->red == RED_NONE || st->nspatial < 1 || st->nvars == st->nspatial)
+        return -1;
+    const Var *inner = st->vars[st->nspatial - 1];
+    for (int t = 0; t < p->ntensors; t++) {
+        if (p->tensors[t].kind != T_INPUT || p->tensors[t].ndim < 2)
+            continue;
+        const Expr *l = first_load_of(st->rhs, t);
+        if (!l || !expr_uses_var(l->u.load.idx[l->u.load.n - 1], inner))
+            continue;
+        for (int v = st->nspatial; v < st->nvars; v++)
+            for (int d = 0; d < l->u.load.n; d++)
+                if (expr_uses_var(l->u.load.idx[d], st->vars[v]))
+                    return t;
+    }
+    return -1;
+}
+
 /* The guard suffix of a line ("" for none). */
 static const char *g(const char *guard)
 {
@@ -131,17 +180,28 @@ typedef struct {
     const char *ko;  /* rfactor: the final reduction loop of T */
     int64_t rf_f[4]; /* rfactor: block sizes to sample */
     int nf;
+    int pack; /* cache_write alt: the input packed when T_cw == 1, or -1 */
 } Alt;
+
+/* T_cw's values: 0 plain, 1 plain with the operand packed, 2 / 3 the
+ * accumulator cache-written at a register / cache tile.  With an rfactor
+ * alt the variable is T_rf (0 / 1). */
+static const char *alt_guard(Arena *a, const char *T, const Alt *alt, bool taken)
+{
+    if (alt->kind == 2)
+        return arena_printf(a, " if %s%s_rf", taken ? "" : "not ", T);
+    return arena_printf(a, " if %s_cw %s 2", T, taken ? ">=" : "<");
+}
+
 
 /* Sampling and tiling of statement si's own loops (phase 1), written into
  * *sp for the lines that follow.  With an Alt (cache_write or rfactor of a
  * reduction), the sampling that needs the original loops comes first and
- * the reduction lines carry `if not T_cw` / `if not T_rf`. */
+ * the reduction lines carry `if T_cw < 2` / `if not T_rf`. */
 static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const char *guard,
                        const Alt *alt, StmtPlan *sp)
 {
     bool cw = alt->kind != 0; /* sample first; the reduction lines get a guard */
-    const char *av = alt->kind == 2 ? "rf" : "cw";
     const Stmt *st = &p->stmts[si];
     const Tensor *out = &p->tensors[st->out];
     const char *T = out->name;
@@ -184,9 +244,14 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
             sb_printf(sb, "%s = sample_perfect_tile(%s.%s, %d, 64)\n", pl->tile, T,
                       st->vars[v]->name, pl->reduce ? 2 : 4);
     }
+    const char *plain_g = cw ? alt_guard(a, T, alt, false) : "";
+    const char *alt_g = cw ? alt_guard(a, T, alt, true) : "";
     if (alt->kind == 1) {
-        sb_printf(sb, "%s_cw = sample_categorical([0, 1, 2], [0.3, 0.4, 0.3])\n", T);
-        sb_printf(sb, "%s_local = cache_write(%s) if %s_cw\n", T, T, T);
+        if (alt->pack >= 0)
+            sb_printf(sb, "%s_cw = sample_categorical([0, 1, 2, 3], [0.2, 0.3, 0.3, 0.2])\n", T);
+        else
+            sb_printf(sb, "%s_cw = sample_categorical([0, 2, 3], [0.3, 0.4, 0.3])\n", T);
+        sb_printf(sb, "%s_local = cache_write(%s)%s\n", T, T, alt_g);
     } else if (alt->kind == 2) {
         sb_printf(sb, "%s_rf_f = sample_categorical([", T);
         for (int k = 0; k < alt->nf; k++)
@@ -225,7 +290,7 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
         }
         sb_printf(sb, " = split(%s.%s, %s)", T, src, pl->tile);
         if (pl->reduce && cw)
-            sb_printf(sb, " if not %s_%s\n", T, av);
+            sb_printf(sb, "%s\n", plain_g);
         else
             sb_printf(sb, "%s\n", g(guard));
     }
@@ -259,7 +324,7 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
             }
         }
         if (cw)
-            sb_printf(sb, ") if %s%s_%s\n", copy ? "" : "not ", T, av);
+            sb_printf(sb, ")%s\n", copy ? alt_g : plain_g);
         else
             sb_printf(sb, ")%s\n", g(guard));
     }
@@ -275,7 +340,7 @@ static void local_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const St
     const Stmt *st = &p->stmts[si];
     const char *T = p->tensors[st->out].name;
     const char *L = arena_printf(a, "%s_local", T);
-    int cwv = at == 1 ? 1 : 2;
+    int cwv = at == 1 ? 2 : 3; /* T_cw's value for this location */
     const char *names[IR_MAX_DIMS * 2][4];
     memset(names, 0, sizeof names);
     for (int v = 0; v < sp->nv && v < IR_MAX_DIMS * 2; v++) {
@@ -383,8 +448,14 @@ static void stmt_space(StrBuf *sb, const Program *p, int si, Arena *a, const int
         if (alt.ko && ki && !clash && alt.nf > 0)
             alt.kind = 2;
     }
-    if (!alt.kind && red && !has_tensor(p, local))
+    alt.pack = -1;
+    if (!alt.kind && red && !has_tensor(p, local)) {
         alt.kind = 1;
+        int t = pack_candidate(p, si);
+        if (t >= 0 && strlen(p->tensors[t].name) < 100 &&
+            !has_tensor(p, arena_printf(a, "%s_%s", p->tensors[t].name, T)))
+            alt.pack = t;
+    }
     bool cw = alt.kind == 1;
     sb_printf(sb, "# %s: %s\n", T, st->text ? st->text : "");
     StmtPlan sp;
@@ -404,9 +475,32 @@ static void stmt_space(StrBuf *sb, const Program *p, int si, Arena *a, const int
     }
     if (cw) {
         if (sp.last[1])
-            sb_printf(sb, "compute_at(%s, %s.%s) if %s_cw == 1\n", local, T, sp.last[1], T);
+            sb_printf(sb, "compute_at(%s, %s.%s) if %s_cw == 2\n", local, T, sp.last[1], T);
         if (sp.last[0])
-            sb_printf(sb, "compute_at(%s, %s.%s) if %s_cw == 2\n", local, T, sp.last[0], T);
+            sb_printf(sb, "compute_at(%s, %s.%s) if %s_cw == 3\n", local, T, sp.last[0], T);
+    }
+    /* packing: the operand's tile copied at the innermost outer-reduction
+     * loop (the region spans the inner spatial and reduction tiles), its
+     * last dimension contiguous and vectorized like the consumer's */
+    const char *pk = NULL, *pk_last = NULL;
+    if (cw && alt.pack >= 0) {
+        const char *r0 = NULL;
+        for (int v = st->nspatial; v < st->nvars; v++)
+            if (sp.plan[v].name[0])
+                r0 = sp.plan[v].name[0];
+        const Expr *l = first_load_of(st->rhs, alt.pack);
+        const Expr *li = l ? l->u.load.idx[l->u.load.n - 1] : NULL;
+        pk = arena_printf(a, "%s_%s", p->tensors[alt.pack].name, T);
+        /* cache_read names the copy's loops after plain index vars, else dN */
+        pk_last = li && li->kind == EXPR_VAR
+                      ? li->u.var->name
+                      : arena_printf(a, "d%d", p->tensors[alt.pack].ndim - 1);
+        if (r0 && pk && pk_last) {
+            sb_printf(sb, "%s = cache_read(%s, %s) if %s_cw == 1\n", pk,
+                      p->tensors[alt.pack].name, T, T);
+            sb_printf(sb, "compute_at(%s, %s.%s) if %s_cw == 1\n", pk, T, r0, T);
+        } else
+            pk = NULL;
     }
     if (st->nspatial > 0) {
         sb_printf(sb, "%s_par = sample_categorical([0, 1, 2, 3], [0.1, 0.3, 0.3, 0.3])\n", T);
@@ -428,9 +522,19 @@ static void stmt_space(StrBuf *sb, const Program *p, int si, Arena *a, const int
             local_tiles(sb, p, si, a, &sp, 0);
         for (int v = 0; v < sp.nv; v++)
             if (sp.plan[v].vec)
-                sb_printf(sb, "vectorize(%s.%s) if %s_cw\n", local,
+                sb_printf(sb, "vectorize(%s.%s) if %s_cw >= 2\n", local,
                           nm(a, st, st->vars[v]->name, "_s3"), T);
-        sb_printf(sb, "auto_unroll(%s, %s_unroll) if %s_cw\n", local, T, T);
+        sb_printf(sb, "auto_unroll(%s, %s_unroll) if %s_cw >= 2\n", local, T, T);
+    }
+    if (pk) {
+        bool vec = false;
+        for (int v = 0; v < sp.nv; v++)
+            vec |= sp.plan[v].vec;
+        if (vec) {
+            sb_printf(sb, "%s.%s_o, %s.%s_v = split(%s.%s, %s_vec) if %s_cw == 1\n", pk, pk_last, pk,
+                      pk_last, pk, pk_last, T, T);
+            sb_printf(sb, "vectorize(%s.%s_v) if %s_cw == 1\n", pk, pk_last, T);
+        }
     }
 }
 

@@ -511,13 +511,24 @@ static int parse_line(Ps *ps, int line, const char *base, char *code, const char
         }
         if (!read_ident(&g, false, &s, &n)) {
             skip_ws(&g);
-            if (gop == TG_NONZERO && (g[0] == '=' || g[0] == '!') && g[1] == '=') {
-                const char *q = g + 2;
+            /* `V == c`, `V != c`, `V < c`, `V <= c`, `V > c`, `V >= c` */
+            int op = -1, oplen = 2;
+            if (gop == TG_NONZERO) {
+                if ((g[0] == '=' || g[0] == '!') && g[1] == '=')
+                    op = g[0] == '=' ? TG_EQ : TG_NE;
+                else if (g[0] == '<' || g[0] == '>') {
+                    bool eq = g[1] == '=';
+                    op = g[0] == '<' ? (eq ? TG_LE : TG_LT) : (eq ? TG_GE : TG_GT);
+                    oplen = eq ? 2 : 1;
+                }
+            }
+            if (op >= 0) {
+                const char *q = g + oplen;
                 skip_ws(&q);
                 char *end;
                 long long v = strtoll(q, &end, 10);
                 if (end != q) {
-                    gop = g[0] == '=' ? TG_EQ : TG_NE;
+                    gop = op;
                     gval = v;
                     g = end;
                     skip_ws(&g);
@@ -778,9 +789,11 @@ char *trace_to_text(const TraceProg *t, const TDec *dec)
             const char *g = samp_inst(t, in->guard)->var;
             if (in->guard_op == TG_ZERO)
                 sb_printf(&sb, " if not %s", g);
-            else if (in->guard_op == TG_EQ || in->guard_op == TG_NE)
-                sb_printf(&sb, " if %s %s %lld", g,
-                          in->guard_op == TG_EQ ? "==" : "!=", (long long)in->guard_val);
+            else if (in->guard_op >= TG_EQ) {
+                static const char *const ops[] = {"==", "!=", "<", "<=", ">", ">="};
+                sb_printf(&sb, " if %s %s %lld", g, ops[in->guard_op - TG_EQ],
+                          (long long)in->guard_val);
+            }
             else
                 sb_printf(&sb, " if %s", g);
         }
@@ -807,6 +820,14 @@ static bool guard_holds(const TraceProg *t, const TDec *dec, const TInst *in)
         return v == in->guard_val;
     case TG_NE:
         return v != in->guard_val;
+    case TG_LT:
+        return v < in->guard_val;
+    case TG_LE:
+        return v <= in->guard_val;
+    case TG_GT:
+        return v > in->guard_val;
+    case TG_GE:
+        return v >= in->guard_val;
     default:
         return v != 0;
     }

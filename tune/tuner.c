@@ -371,6 +371,70 @@ static int score(Tuner *T, SearchCand *c, int n, bool predict, kiln_error *e)
     return rc;
 }
 
+/* A candidate's structure (a "sketch" in Ansor's terms): the values of
+ * the categoricals that guard lines (inline, compute location, cache
+ * write, packing), not tile sizes or annotations.  Keyed by variable name
+ * so that traces parsed from records compare with the design space. */
+static uint64_t structure_of(const SearchCand *c)
+{
+    const TraceProg *t = c->space;
+    uint64_t h = 1469598103934665603ull;
+    for (int k = 0; k < t->nsamp; k++) {
+        const TInst *in = &t->v[t->samp_inst[k]];
+        if (in->kind != TI_CAT || in->role != ROLE_INLINE || in->nchoices < 2)
+            continue;
+        for (const char *q = in->var; *q; q++)
+            h = (h ^ (unsigned char)*q) * 1099511628211ull;
+        int64_t v = in->choices[c->dec[k].n ? c->dec[k].v[0] : 0];
+        h = (h ^ (uint64_t)v) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* The best-predicted unmeasured candidate of each structure met during a
+ * round's search (at most MAX_GROUPS structures). */
+enum { MAX_GROUPS = 32 };
+typedef struct {
+    uint64_t key;
+    SearchCand best;
+    int measured; /* records of this structure so far */
+} Group;
+
+static void group_offer(Group *g, int *ng, const HashSet *seen, const SearchCand *c)
+{
+    if (!c->ok || hset_has(seen, c->hash))
+        return;
+    uint64_t key = structure_of(c);
+    int i = 0;
+    while (i < *ng && g[i].key != key)
+        i++;
+    if (i == *ng) {
+        if (*ng == MAX_GROUPS)
+            return;
+        memset(&g[i], 0, sizeof g[i]);
+        g[i].key = key;
+        g[i].best.score = -1e300;
+        (*ng)++;
+    }
+    if (c->score <= g[i].best.score)
+        return;
+    search_cand_fini(&g[i].best);
+    if (search_cand_copy(&g[i].best, c) == KILN_OK) {
+        g[i].best.score = c->score;
+        g[i].best.hash = c->hash;
+        g[i].best.ok = true;
+    } else
+        g[i].best.score = -1e300;
+}
+
+static int cmp_group(const void *a, const void *b)
+{
+    const Group *x = a, *y = b;
+    if (x->measured != y->measured)
+        return x->measured - y->measured;
+    return (x->best.score < y->best.score) - (x->best.score > y->best.score);
+}
+
 /* Chooses up to `want` candidates to measure into picks (copies). */
 static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_error *e)
 {
@@ -385,7 +449,9 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
     /* candidate best list (by predicted score) */
     int bcap = want * 4 + 8, nb = 0;
     SearchCand *best = calloc((size_t)bcap, sizeof(SearchCand));
-    if (!cur || !nxt || !fresh || !best) {
+    int ngroups = 0;
+    Group *groups = calloc(MAX_GROUPS, sizeof(Group));
+    if (!cur || !nxt || !fresh || !best || !groups) {
         rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
         goto done;
     }
@@ -430,6 +496,7 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
             SearchCand *c = &cur[i];
             if (!c->ok || hset_has(&T->seen, c->hash))
                 continue;
+            group_offer(groups, &ngroups, &T->seen, c);
             bool dup = false;
             for (int k = 0; k < nb && !dup; k++)
                 dup = best[k].hash == c->hash;
@@ -488,18 +555,37 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
         nxt = tmp;
         n = m;
     }
-    /* pick: the best predicted, except an epsilon share of fresh random
-     * samples (MetaSchedule: 0.05, at least one per round here) */
+    /* pick: the best predicted; then a quarter of the batch for the
+     * structures measured least (each with its best-predicted member: a
+     * model trained mostly on one structure under-rates the others, and
+     * mutations seldom cross structures — Ansor seeds every sketch for
+     * the same reason); then an epsilon share of fresh random samples
+     * (MetaSchedule: 0.05, at least one per round here) */
     qsort(best, (size_t)nb, sizeof(SearchCand), cmp_score_desc);
     int nrand = (int)(want * 0.05 + 0.5);
     if (nrand < 1)
         nrand = 1;
-    int from_model = want - nrand;
+    int ndiv = ngroups > 1 ? want / 4 : 0;
+    int from_model = want - nrand - ndiv;
     for (int i = 0; i < nb && *npicks < from_model; i++)
         if (hset_add(&chosen, best[i].hash)) {
             search_cand_copy(&picks[*npicks], &best[i]);
             (*npicks)++;
         }
+    if (ndiv) {
+        for (int i = 0; i < T->nmeasured; i++) {
+            uint64_t key = structure_of(&T->measured[i]);
+            for (int k = 0; k < ngroups; k++)
+                if (groups[k].key == key)
+                    groups[k].measured++;
+        }
+        qsort(groups, (size_t)ngroups, sizeof(Group), cmp_group);
+        for (int k = 0; k < ngroups && *npicks < from_model + ndiv; k++)
+            if (groups[k].best.ok && hset_add(&chosen, groups[k].best.hash)) {
+                search_cand_copy(&picks[*npicks], &groups[k].best);
+                (*npicks)++;
+            }
+    }
     for (int i = 0; i < nfresh && *npicks < want; i++) {
         SearchCand *c = &fresh[i];
         if (!c->ok || hset_has(&T->seen, c->hash) || !hset_add(&chosen, c->hash))
@@ -521,6 +607,9 @@ done:
     }
     for (int i = 0; i < nb; i++)
         search_cand_fini(&best[i]);
+    for (int i = 0; groups && i < ngroups; i++)
+        search_cand_fini(&groups[i].best);
+    free(groups);
     free(cur);
     free(nxt);
     free(fresh);

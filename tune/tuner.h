@@ -30,7 +30,7 @@ typedef enum {
 } TInstKind;
 
 /* Guards: `if V` (value not 0), `if not V`, `if V == c`, `if V != c`. */
-enum { TG_NONZERO = 0, TG_ZERO, TG_EQ, TG_NE };
+enum { TG_NONZERO = 0, TG_ZERO, TG_EQ, TG_NE, TG_LT, TG_LE, TG_GT, TG_GE };
 
 /* What a categorical decides, for the mutators (found from its uses). */
 typedef enum { ROLE_OTHER, ROLE_UNROLL, ROLE_PARALLEL, ROLE_INLINE } TRole;
@@ -54,7 +54,7 @@ typedef struct TInst {
                            * it touches (skipped when one of them is inlined) */
     int guard;            /* samp of an `if VAR` guard, -1 none */
     int guard_op;         /* TG_*: how the guard's value is tested */
-    int64_t guard_val;    /* TG_EQ / TG_NE: the value compared with */
+    int64_t guard_val;    /* TG_EQ .. TG_GE: the value compared with */
     int inline_tensor;    /* TI_PRIM `inline(T)`: T's index, else -1 */
     char *target;         /* TI_TILE: the loop "T.l"; TI_AUTO_*: the tensor "T" */
     int arg_samp;         /* TI_AUTO_*: the amount's variable, or -1 for arg_val */
