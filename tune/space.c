@@ -9,10 +9,12 @@
  *     at the consumer's innermost tile loop of level 1/2 (compute_at);
  *     lines about an inlined statement are skipped when the trace runs;
  *   - the innermost spatial loop is split by a sampled vector width
- *     (8..64 f32 lanes; non-dividing widths get a guarded tail);
- *   - multi-level tiling "SSRSRS": spatial loops into 4 levels (the vector
- *     loop is the innermost level), reduction loops into 2, by
- *     sample_perfect_tile, then reordered S S R S R S;
+ *     (8..64 f32 lanes, and divisors of the extent in that range;
+ *     non-dividing widths get a guarded tail);
+ *   - multi-level tiling "SSRSRS": spatial loops into 4 levels (for the
+ *     vectorized var, the loop outside the lanes; its level 3, vectors
+ *     side by side in the register tile, at most 8), reduction loops into
+ *     2, by sample_perfect_tile, then reordered S S R S R S lanes;
  *   - reductions: a sampled `T_cw`: 0 as above, 2/3 the accumulator goes
  *     to a cache_write temp `T_local` computed at the output's innermost
  *     level-1/level-0 tile loop (a register / cache tile), whose own loops
@@ -43,6 +45,7 @@
 
 typedef struct {
     const char *name[4]; /* loop names per level (NULL: none at that level) */
+    const char *lanes;   /* the vectorized loop, inside level 3 (vec only) */
     const char *tile;    /* its sample_perfect_tile variable, or NULL */
     int64_t extent;
     bool reduce, vec;
@@ -211,12 +214,16 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
     if (!sp->plan)
         return;
     int inner = st->nspatial - 1; /* the spatial var that gets the vector loop */
-    int64_t ch[4];
+    /* vector widths: powers of two from one register's lanes to 8 times
+     * that, and the extent's divisors in between (56 -> 14, 28, 56: a
+     * width that divides keeps guards out of the register tile) */
+    int64_t ch[12];
     int nc = 0;
     if (inner >= 0 && st->vars[inner]->extent > 1) {
+        int64_t ext = st->vars[inner]->extent;
         int lanes = dtype_size(out->dt) == 8 ? 4 : 8;
-        for (int w = lanes; w <= 8 * lanes && nc < 4; w *= 2)
-            if (w <= st->vars[inner]->extent)
+        for (int64_t w = lanes; w <= 8 * lanes && nc < 12; w++)
+            if (w <= ext && (!(w & (w - 1)) || (ext % w == 0 && w > lanes + lanes / 2)))
                 ch[nc++] = w;
     }
     if (nc > 0) {
@@ -271,17 +278,18 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
         int levels = pl->reduce ? 2 : 4;
         if (pl->vec) {
             const char *o = nm(a, st, var->name, "_o");
-            pl->name[3] = nm(a, st, var->name, "_v");
+            pl->lanes = nm(a, st, var->name, "_v");
             /* unguarded: the tile below samples the outer loop in every
              * branch (computed at a consumer, the region is split too) */
-            sb_printf(sb, "%s.%s, %s.%s = split(%s.%s, %s_vec)\n", T, o, T, pl->name[3], T,
+            sb_printf(sb, "%s.%s, %s.%s = split(%s.%s, %s_vec)\n", T, o, T, pl->lanes, T,
                       var->name, T);
             src = o;
-            levels = 3;
         }
+        /* the vector loop's outer part: 4 levels too, the innermost one
+         * (vectors side by side in the register tile) at most 8 */
         if (!cw || pl->vec)
             sb_printf(sb, "%s = sample_perfect_tile(%s.%s, %d, %d)\n", pl->tile, T, src, levels,
-                      levels == 3 ? 0 : 64);
+                      pl->vec ? 8 : 64);
         static const char suf[4][4] = {"0", "1", "2", "3"};
         for (int k = 0; k < levels; k++) {
             int lvl = pl->reduce ? (k == 0 ? 0 : 1) : k;
@@ -323,6 +331,9 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
                 first = 0;
             }
         }
+        for (int v = 0; v < nv; v++)
+            if (sp->plan[v].lanes)
+                sb_printf(sb, "%s%s.%s", first ? "" : ", ", T, sp->plan[v].lanes);
         if (cw)
             sb_printf(sb, ")%s\n", copy ? alt_g : plain_g);
         else
@@ -330,7 +341,7 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
     }
     for (int v = 0; v < nv; v++)
         if (sp->plan[v].vec)
-            sb_printf(sb, "vectorize(%s.%s)\n", T, sp->plan[v].name[3]);
+            sb_printf(sb, "vectorize(%s.%s)\n", T, sp->plan[v].lanes);
 }
 
 /* The cache_write temp's loops: the region of the output's tile below
@@ -342,6 +353,7 @@ static void local_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const St
     const char *L = arena_printf(a, "%s_local", T);
     int cwv = at == 1 ? 2 : 3; /* T_cw's value for this location */
     const char *names[IR_MAX_DIMS * 2][4];
+    const char *lanes = NULL; /* the vector var's lane loop */
     memset(names, 0, sizeof names);
     for (int v = 0; v < sp->nv && v < IR_MAX_DIMS * 2; v++) {
         const VarPlan *pl = &sp->plan[v];
@@ -364,13 +376,15 @@ static void local_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const St
             names[v][lvl] = nm(a, st, vn, lvl == 1 ? "_s1" : lvl == 2 ? "_s2" : "_s3");
         for (int lvl = first; lvl < 4; lvl++)
             sb_printf(sb, "%s%s.%s", k++ ? ", " : "", L, names[v][lvl]);
-        sb_printf(sb, " = split(%s.%s", L, vn);
-        for (int lvl = first + 1; lvl < 4; lvl++) {
-            if (pl->vec && lvl == 3)
-                sb_printf(sb, ", %s_vec", T);
-            else
-                sb_printf(sb, ", %s[%d]", pl->tile, lvl);
+        if (pl->vec) {
+            lanes = nm(a, st, vn, "_s4");
+            sb_printf(sb, ", %s.%s", L, lanes);
         }
+        sb_printf(sb, " = split(%s.%s", L, vn);
+        for (int lvl = first + 1; lvl < 4; lvl++)
+            sb_printf(sb, ", %s[%d]", pl->tile, lvl);
+        if (pl->vec)
+            sb_printf(sb, ", %s_vec", T);
         sb_printf(sb, ") if %s_cw == %d\n", T, cwv);
     }
     /* order: extent-1 loops, then the spatial levels above `first`'s
@@ -405,6 +419,8 @@ static void local_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const St
             sb_printf(sb, "%s%s.%s", first ? "" : ", ", L, n);
             first = 0;
         }
+    if (lanes)
+        sb_printf(sb, "%s%s.%s", first ? "" : ", ", L, lanes);
     sb_printf(sb, ") if %s_cw == %d\n", T, cwv);
 }
 
@@ -523,7 +539,7 @@ static void stmt_space(StrBuf *sb, const Program *p, int si, Arena *a, const int
         for (int v = 0; v < sp.nv; v++)
             if (sp.plan[v].vec)
                 sb_printf(sb, "vectorize(%s.%s) if %s_cw >= 2\n", local,
-                          nm(a, st, st->vars[v]->name, "_s3"), T);
+                          nm(a, st, st->vars[v]->name, "_s4"), T);
         sb_printf(sb, "auto_unroll(%s, %s_unroll) if %s_cw >= 2\n", local, T, T);
     }
     if (pk) {
