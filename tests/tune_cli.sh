@@ -57,7 +57,7 @@ expect_exit 0 "random strategy" "$kiln" tune "$MM" --trials 8 --db "$tmp/r.db" -
 
 # ---- kiln db
 expect_exit 0 "db list" "$kiln" db list --db "$tmp/a.db"
-expect_in "$tmp/out" "small_matmul +30 " "db list shows the workload"
+expect_in "$tmp/out" "small_matmul +1 +30 " "db list shows the workload and its thread count"
 expect_exit 0 "db best" "$kiln" db best --db "$tmp/a.db"
 expect_in "$tmp/out" "# small_matmul: .* GFLOP/s" "db best header"
 expect_in "$tmp/out" "decision:" "db best shows decisions"
@@ -79,6 +79,22 @@ cmp -s "$tmp/out" "$tmp/best.sched" && ok || bad "trace replay differs from the 
 cmp -s "$tmp/out2" "$tmp/best.sched" && ok || bad "./kiln.db not used by default"
 expect_exit 0 "compile --db" "$kiln" compile "$MM" --db "$tmp/a.db" -o "$tmp/mm.o"
 [ -s "$tmp/mm.o" ] && ok || bad "no object written"
+
+# ---- records are kept per thread count; run --db takes its own count's
+expect_exit 0 "tune for 2 threads" "$kiln" tune "$MM" --trials 4 --db "$tmp/a.db" --threads 2 \
+  --min-time 2 --repeats 1
+expect_exit 0 "db list, two counts" "$kiln" db list --db "$tmp/a.db"
+[ "$(grep -c '^small_matmul ' "$tmp/out")" = 2 ] && ok || bad "one workload per thread count: $(cat "$tmp/out")"
+for t in 1 2; do
+  g=$(sqlite3 "$tmp/a.db" "SELECT printf('%.2f', max(r.gflops)) FROM record r JOIN workload w
+    ON w.id = r.workload WHERE w.target LIKE '% threads=$t' AND r.error IS NULL AND r.verified")
+  expect_exit 0 "run --db --threads $t" "$kiln" run "$MM" --db "$tmp/a.db" --threads "$t" \
+    --min-time 2 --repeats 1
+  expect_in "$tmp/err" "\($g GFLOP/s when tuned\)" "run --threads $t uses the $t-thread records"
+done
+expect_exit 0 "run --db --threads 3 (never tuned: nearest count)" "$kiln" run "$MM" \
+  --db "$tmp/a.db" --threads 3 --min-time 2 --repeats 1
+expect_in "$tmp/err" "\($g GFLOP/s when tuned\)" "3 threads falls back to the 2-thread records"
 
 # ---- a user design space; injected crashes and hangs
 cat >"$tmp/space.trace" <<'EOF'

@@ -255,8 +255,11 @@ static int load(const Opts *o, kiln_program **p, kiln_schedule **s, kiln_error *
         if (rc)
             return 1;
     } else if (strcmp(o->cmd, "tune") && (o->db || access("kiln.db", F_OK) == 0)) {
-        /* the best verified record of this program, when there is one */
+        /* the best verified record of this program for the thread count
+         * it will run with, when there is one */
         double gf = 0;
+        if (o->threads >= 0)
+            kiln_set_num_threads(o->threads);
         if (kiln_db_best_schedule(o->db, *p, s, &gf, e))
             return 1;
         if (*s)

@@ -215,7 +215,7 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
         return;
     int inner = st->nspatial - 1; /* the spatial var that gets the vector loop */
     /* vector widths: powers of two from one register's lanes to 8 times
-     * that, and the extent's divisors in between (56 -> 14, 28, 56: a
+     * that, and the extent's even divisors in between (56 -> 14, 28, 56: a
      * width that divides keeps guards out of the register tile) */
     int64_t ch[12];
     int nc = 0;
@@ -223,7 +223,7 @@ static void stmt_tiles(StrBuf *sb, const Program *p, int si, Arena *a, const cha
         int64_t ext = st->vars[inner]->extent;
         int lanes = dtype_size(out->dt) == 8 ? 4 : 8;
         for (int64_t w = lanes; w <= 8 * lanes && nc < 12; w++)
-            if (w <= ext && (!(w & (w - 1)) || (ext % w == 0 && w > lanes + lanes / 2)))
+            if (w <= ext && (!(w & (w - 1)) || (ext % w == 0 && w % 2 == 0 && w > lanes + lanes / 2)))
                 ch[nc++] = w;
     }
     if (nc > 0) {

@@ -81,6 +81,22 @@ int kiln_schedule_apply_trace(kiln_schedule *ks, const char *text, const char *f
     return rc;
 }
 
+/* The workload's target: the host CPU and the thread count its kernels
+ * run with (the best schedule for 1 thread is seldom the best for 2), or
+ * the CPU alone (threads 0: the key of databases older than that). */
+static char *target_for(int threads)
+{
+    char *cpu = cg_host_cpu();
+    if (!cpu || threads <= 0)
+        return cpu;
+    size_t n = strlen(cpu) + 32;
+    char *t = malloc(n);
+    if (t)
+        snprintf(t, n, "%s threads=%d", cpu, threads);
+    free(cpu);
+    return t;
+}
+
 /* ------------------------------------------------------------ tuning */
 typedef struct Tuner {
     const Program *p;
@@ -708,7 +724,7 @@ int kiln_tune(const kiln_program *kp, const kiln_tune_options *opts, kiln_tune_r
     if ((rc = tune_db_open(T.o.db_path, &T.db, e)))
         goto done;
     char *canon = ir_program_canonical(T.p);
-    char *target = cg_host_cpu();
+    char *target = target_for(T.o.threads > 0 ? T.o.threads : kiln_rt_get_num_threads());
     if (!canon || !target)
         rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
     else
@@ -868,20 +884,37 @@ static int open_existing(const char *path, TuneDb **db, kiln_error *e)
     return tune_db_open(p, db, e);
 }
 
-static int find_workload(TuneDb *db, const kiln_program *kp, int64_t *wl, kiln_error *e)
+/* The workload tuned for `threads` threads; else the one of the nearest
+ * other thread count (fewer first), else an old database's (no count). */
+static int find_workload(TuneDb *db, const kiln_program *kp, int threads, int64_t *wl,
+                         kiln_error *e)
 {
     char *canon = ir_program_canonical(tune_program_of(kp));
-    char *target = cg_host_cpu();
-    int rc;
-    if (!canon || !target)
-        rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
-    else {
+    if (!canon)
+        return ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
+    int rc = KILN_OK;
+    *wl = 0;
+    int order[2 * 256 + 2], n = 0;
+    order[n++] = threads;
+    for (int d = 1; d < 256; d++) {
+        if (threads - d >= 1)
+            order[n++] = threads - d;
+        if (threads + d <= 256)
+            order[n++] = threads + d;
+    }
+    order[n++] = 0;
+    for (int i = 0; i < n && !*wl && !rc; i++) {
+        char *target = target_for(order[i]);
+        if (!target) {
+            rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
+            break;
+        }
         char hex[TUNE_HASH_HEX];
         tune_workload_hash(canon, target, hex);
         rc = tune_db_find_workload(db, hex, wl, e);
+        free(target);
     }
     free(canon);
-    free(target);
     return rc;
 }
 
@@ -901,7 +934,8 @@ int kiln_db_best_schedule(const char *db_path, const kiln_program *kp, kiln_sche
     int64_t wl = 0;
     TuneRecord r;
     memset(&r, 0, sizeof r);
-    if (!(rc = find_workload(db, kp, &wl, e)) && wl && !(rc = tune_db_best(db, wl, true, &r, e)) &&
+    if (!(rc = find_workload(db, kp, kiln_rt_get_num_threads(), &wl, e)) && wl &&
+        !(rc = tune_db_best(db, wl, true, &r, e)) &&
         r.id) {
         kiln_schedule *s = kiln_schedule_new(kp);
         if (!s)
@@ -928,12 +962,14 @@ int kiln_db_list(const char *db_path, FILE *out, kiln_error *e)
     TuneWorkloadInfo *w = NULL;
     int n = 0;
     if (!(rc = tune_db_workloads(db, &w, &n, e))) {
-        fprintf(out, "%-24s %8s %8s %12s %12s  %s\n", "workload", "records", "failed", "best_ms",
-                "GFLOP/s", "hash");
-        for (int i = 0; i < n; i++)
-            fprintf(out, "%-24s %8lld %8lld %12.6f %12.3f  %.12s\n", w[i].name,
-                    (long long)w[i].nrecords, (long long)w[i].nfailed, w[i].best_ms,
-                    w[i].best_gflops, w[i].hash);
+        fprintf(out, "%-24s %8s %8s %8s %12s %12s  %s\n", "workload", "threads", "records",
+                "failed", "best_ms", "GFLOP/s", "hash");
+        for (int i = 0; i < n; i++) {
+            const char *t = w[i].target ? strstr(w[i].target, " threads=") : NULL;
+            fprintf(out, "%-24s %8s %8lld %8lld %12.6f %12.3f  %.12s\n", w[i].name,
+                    t ? t + 9 : "-", (long long)w[i].nrecords, (long long)w[i].nfailed,
+                    w[i].best_ms, w[i].best_gflops, w[i].hash);
+        }
     }
     tune_workloads_free(w, n);
     tune_db_close(db);
@@ -949,7 +985,7 @@ int kiln_db_print_best(const char *db_path, const kiln_program *kp, FILE *out, k
     TuneWorkloadInfo *w = NULL;
     int n = 0, shown = 0;
     int64_t only = 0;
-    if (kp && (rc = find_workload(db, kp, &only, e)))
+    if (kp && (rc = find_workload(db, kp, kiln_rt_get_num_threads(), &only, e)))
         goto done;
     if (kp && !only) {
         rc = ir_error(e, KILN_EIO, tune_db_path(db), (Loc){0, 0}, "no records for '%s' on this CPU",
