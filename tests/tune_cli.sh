@@ -38,11 +38,16 @@ expect_exit 1 "tune a missing file" "$kiln" tune "$tmp/none.yaml" --db "$tmp/a.d
 expect_exit 0 "tune" "$kiln" tune "$MM" --trials 24 --db "$tmp/a.db" --json --seed 3 \
   --curve "$tmp/curve.csv" "${FAST[@]}"
 last=$(tail -n 1 "$tmp/out")
-for key in name trials failures best_ms best_gflops seconds; do
+for key in name trials failures best_ms best_gflops seconds search_seconds measure_seconds \
+  model_seconds score_rate; do
   echo "$last" | grep -q "\"$key\"" && ok || bad "tune json lacks $key: $last"
 done
 [ "$(json_int trials)" = 24 ] && ok || bad "trials != 24: $last"
 [ "$(json_int new_trials)" = 24 ] && ok || bad "new_trials != 24: $last"
+# the phases add up to no more than the whole
+awk -v a="$(json_int search_seconds)" -v b="$(json_int measure_seconds)" \
+  -v c="$(json_int model_seconds)" -v t="$(json_int seconds)" \
+  'BEGIN { exit !(b > 0 && a + b + c <= t + 0.05) }' && ok || bad "time breakdown: $last"
 [ "$(wc -l <"$tmp/curve.csv")" = 25 ] && ok || bad "curve has $(wc -l <"$tmp/curve.csv") lines"
 expect_in "$tmp/curve.csv" "^trial,seconds,gflops,best_gflops,status" "curve header"
 # resuming with the same budget does nothing more; a larger one continues

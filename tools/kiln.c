@@ -395,12 +395,15 @@ static int cmd_tune(const Opts *o, kiln_program *p, kiln_error *e)
         printf("{\"name\": ");
         json_string(kiln_program_name(p));
         printf(", \"trials\": %d, \"new_trials\": %d, \"failures\": %d, \"best_ms\": %.6f, "
-               "\"best_gflops\": %.3f, \"seconds\": %.2f, \"score_rate\": %.0f}\n",
+               "\"best_gflops\": %.3f, \"seconds\": %.2f, \"search_seconds\": %.2f, "
+               "\"measure_seconds\": %.2f, \"model_seconds\": %.2f, \"score_rate\": %.0f}\n",
                r.trials, r.new_trials, r.failures, r.best_ms, r.best_gflops, r.seconds,
-               r.score_rate);
+               r.search_seconds, r.measure_seconds, r.model_seconds, r.score_rate);
     } else {
-        printf("%s: %d trials (%d new, %d failed) in %.1f s\n", kiln_program_name(p), r.trials,
-               r.new_trials, r.failures, r.seconds);
+        printf("%s: %d trials (%d new, %d failed) in %.1f s (search %.1f s, compile and measure "
+               "%.1f s, cost model %.1f s)\n",
+               kiln_program_name(p), r.trials, r.new_trials, r.failures, r.seconds,
+               r.search_seconds, r.measure_seconds, r.model_seconds);
         if (r.best_schedule)
             printf("best: %.4f ms, %.2f GFLOP/s, verified; schedule:\n%s", r.best_ms, r.best_gflops,
                    r.best_schedule);

@@ -119,6 +119,7 @@ typedef struct Tuner {
     double best_ms, best_gflops;
     char *best_trace, *best_plain;
     double t0, score_s;
+    double search_s, measure_s, model_s; /* wall time per phase */
     long long scored;
     FILE *curve;
     char *last_status;
@@ -771,7 +772,9 @@ int kiln_tune(const kiln_program *kp, const kiln_tune_options *opts, kiln_tune_r
             break;
         }
         int np = 0;
+        double ts = tune_now();
         rc = propose(&T, picks, want, &np, e);
+        T.search_s += tune_now() - ts;
         int64_t before = T.total;
         double *tp = calloc((size_t)(np ? np : 1), sizeof(double));
         /* only what was measured now teaches the model: a pick skipped as
@@ -781,7 +784,9 @@ int kiln_tune(const kiln_program *kp, const kiln_tune_options *opts, kiln_tune_r
             if (!picks[i].ok || hset_has(&T.seen, picks[i].hash))
                 continue;
             int64_t had = T.total;
+            double tm = tune_now();
             rc = measure_one(&T, &picks[i], &tp[i], e);
+            T.measure_s += tune_now() - tm;
             hset_add(&T.seen, picks[i].hash);
             fresh[i] = !rc && T.total > had;
             if (!rc)
@@ -809,9 +814,11 @@ int kiln_tune(const kiln_program *kp, const kiln_tune_options *opts, kiln_tune_r
                                sizeof(float) * (size_t)picks[i].nrows * TUNE_FEAT_LEN);
                     at += picks[i].nrows;
                 }
+                double tu = tune_now();
                 if (nl)
                     rc = kiln_cost_model_update(T.model, (unsigned long long)T.wl, rows, counts, nl,
                                                 TUNE_FEAT_LEN, lab, e);
+                T.model_s += tune_now() - tu;
             }
             free(rows);
             free(counts);
@@ -838,6 +845,9 @@ done:
         res->seconds = tune_now() - T.t0;
         res->scored = T.scored;
         res->score_rate = T.score_s > 0 ? (double)T.scored / T.score_s : 0;
+        res->search_seconds = T.search_s;
+        res->measure_seconds = T.measure_s;
+        res->model_seconds = T.model_s;
         if (T.best_trace) {
             res->best_trace = strdup(T.best_trace);
             if (T.best_plain)

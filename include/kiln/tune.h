@@ -303,6 +303,11 @@ typedef struct kiln_tune_result {
     double seconds;
     long long scored;    /* candidates scored by the cost model */
     double score_rate;   /* of those, per second of scoring */
+    /* where the seconds went: proposing candidates (sampling, lowering,
+     * features, prediction, evolution), the worker (compile, check
+     * against the interpreter, time), cost-model updates; the rest is
+     * set-up (the reference output) and the database */
+    double search_seconds, measure_seconds, model_seconds;
 } kiln_tune_result;
 
 int kiln_tune(const kiln_program *p, const kiln_tune_options *o, kiln_tune_result *res,
@@ -321,7 +326,9 @@ int kiln_schedule_apply_trace(kiln_schedule *s, const char *text, const char *fi
  * (docs/database.md).  NULL db_path: "kiln.db".  These never create a
  * file: a missing database is KILN_EIO "no database at ...". */
 /* The best verified record of p on this CPU as a schedule (*out NULL and
- * KILN_OK when there is none); *gflops (may be NULL) its speed. */
+ * KILN_OK when there is none); *gflops (may be NULL) its speed.  Records
+ * are kept per thread count: those tuned for kiln_get_num_threads()
+ * threads, else the nearest other count's. */
 int kiln_db_best_schedule(const char *db_path, const kiln_program *p, kiln_schedule **out,
                           double *gflops, kiln_error *e);
 /* One line per workload: name, records, failures, best ms and GFLOP/s. */
