@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # bench/tune_bench.sh: XGBoost-guided vs random search with the same trial
-# budgets on matmul 256^3, conv2d and blur (3 seeds, medians): best GFLOP/s
+# budgets on matmul 512^3, conv2d and blur 2048^2 (3 seeds, medians): best GFLOP/s
 # against trials (CSV per workload, one PNG of all three via gnuplot), the
 # best at 64/128/256 trials, the trials each strategy needs to reach 90 % of
 # the best speed found, the model's pairwise accuracy on held-out measured
 # candidates (5-fold over each random-search database), the search's
-# scoring rate (candidates featurised and predicted per second) and the
-# trials per second.
+# scoring rate (candidates featurised and predicted per second), the
+# trials per second and where the tuner's time went.
 #
 # Usage: bench/tune_bench.sh BUILD_DIR [MAX_TRIALS] [OUTDIR]  (not part of make test)
 # Environment: THREADS (kernel threads while measuring, default 1: on a
@@ -26,9 +26,9 @@ mkdir -p "$out"
 cc -O2 -D_GNU_SOURCE -I"$root" -I"$root/include" "$root/bench/tune_acc.c" "$build/libkiln.a" \
   -lLLVM-19 -lyaml -lxgboost -lsqlite3 -lm -lpthread -o "$out/tune_acc"
 declare -A args=(
-  [matmul]="$root/examples/matmul.yaml --param M=256 --param N=256 --param K=256"
+  [matmul]="$root/examples/matmul.yaml --param M=512 --param N=512 --param K=512"
   [conv2d]="$root/examples/conv2d.yaml"
-  [blur]="$root/examples/blur.yaml --param H=512 --param W=512 --param OH=510 --param OW=510"
+  [blur]="$root/examples/blur.yaml"
 )
 summary=$out/summary.txt
 {
@@ -84,8 +84,12 @@ for wl in $workloads; do
   echo "$wl scoring rate (candidates/s, guided runs): $(grep -ho '"score_rate": [0-9]*' "$out/$wl"-evolutionary-*.json | awk '{ printf "%s ", $2 }')" |
     tee -a "$summary"
   for strat in evolutionary random; do
-    cat "$out/$wl-$strat"-*.json | sed -n 's/.*"new_trials": \([0-9]*\).*"seconds": \([0-9.]*\).*/\1 \2/p' |
-      awk -v wl="$wl" -v st="$strat" '{ n += $1; s += $2 } END { if (s > 0) printf "%s %s trials/s: %.2f\n", wl, st, n / s }' |
+    # trials per second, and where the time went (summed over the seeds)
+    cat "$out/$wl-$strat"-*.json |
+      sed -n 's/.*"new_trials": \([0-9]*\).*"seconds": \([0-9.]*\), "search_seconds": \([0-9.]*\), "measure_seconds": \([0-9.]*\), "model_seconds": \([0-9.]*\).*/\1 \2 \3 \4 \5/p' |
+      awk -v wl="$wl" -v st="$strat" '{ n += $1; s += $2; a += $3; m += $4; c += $5 }
+        END { if (s > 0) printf "%s %s trials/s: %.2f; time: compile+measure %.0f%%, search %.0f%%, cost model %.0f%%, set-up and database %.0f%%\n",
+          wl, st, n / s, 100 * m / s, 100 * a / s, 100 * c / s, 100 * (s - m - a - c) / s }' |
       tee -a "$summary"
   done
 done

@@ -461,24 +461,102 @@ bool expr_uses_var(const Expr *e, const Var *v)
 }
 
 /* ------------------------------------------------------------ printing */
+static bool sb_reserve(StrBuf *sb, size_t n)
+{
+    if (sb->len + n + 1 <= sb->cap)
+        return true;
+    size_t cap = sb->cap ? sb->cap : 256;
+    while (cap < sb->len + n + 1)
+        cap *= 2;
+    char *s = realloc(sb->s, cap);
+    if (!s)
+        return false;
+    sb->s = s;
+    sb->cap = cap;
+    return true;
+}
+
+static void sb_append(StrBuf *sb, const char *p, size_t n)
+{
+    if (sb_reserve(sb, n)) {
+        memcpy(sb->s + sb->len, p, n);
+        sb->len += n;
+        sb->s[sb->len] = 0;
+    }
+}
+
+/* Formats made of literal text, %s, %d, %lld and %% only (every name,
+ * loop and schedule line is printed that way, thousands of times per
+ * tuner scoring pass) skip vsnprintf; the output is the same.  Returns
+ * false, having written nothing, for any other format. */
+static bool sb_fast(StrBuf *sb, const char *fmt, va_list ap)
+{
+    for (const char *f = fmt; *f; f++)
+        if (*f == '%') {
+            if (f[1] == 's' || f[1] == 'd' || f[1] == '%')
+                f++;
+            else if (f[1] == 'l' && f[2] == 'l' && f[3] == 'd')
+                f += 3;
+            else
+                return false;
+        }
+    for (const char *f = fmt; *f;) {
+        const char *lit = f;
+        while (*f && *f != '%')
+            f++;
+        if (f > lit)
+            sb_append(sb, lit, (size_t)(f - lit));
+        if (!*f)
+            break;
+        char num[24];
+        if (f[1] == 's') {
+            const char *a = va_arg(ap, const char *);
+            if (!a)
+                a = "(null)"; /* as glibc prints it */
+            sb_append(sb, a, strlen(a));
+            f += 2;
+        } else if (f[1] == '%') {
+            sb_append(sb, "%", 1);
+            f += 2;
+        } else {
+            long long v;
+            if (f[1] == 'd') {
+                v = va_arg(ap, int);
+                f += 2;
+            } else {
+                v = va_arg(ap, long long);
+                f += 4;
+            }
+            /* digits right to left; the magnitude as unsigned (LLONG_MIN) */
+            unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+            int k = (int)sizeof num;
+            do {
+                num[--k] = (char)('0' + m % 10);
+                m /= 10;
+            } while (m);
+            if (v < 0)
+                num[--k] = '-';
+            sb_append(sb, num + k, sizeof num - (size_t)k);
+        }
+    }
+    if (!sb->s) /* an empty result still leaves a string, as vsnprintf would */
+        sb_append(sb, "", 0);
+    return true;
+}
+
 void sb_printf(StrBuf *sb, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    bool done = sb_fast(sb, fmt, ap);
+    va_end(ap);
+    if (done)
+        return;
+    va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0 || !sb_reserve(sb, (size_t)n))
         return;
-    if (sb->len + (size_t)n + 1 > sb->cap) {
-        size_t cap = sb->cap ? sb->cap : 256;
-        while (cap < sb->len + (size_t)n + 1)
-            cap *= 2;
-        char *s = realloc(sb->s, cap);
-        if (!s)
-            return;
-        sb->s = s;
-        sb->cap = cap;
-    }
     va_start(ap, fmt);
     vsnprintf(sb->s + sb->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

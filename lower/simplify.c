@@ -200,6 +200,16 @@ typedef struct {
     bool ok;
 } Lin;
 
+/* An empty form.  Only t[0..n) is ever read, so the 32 terms are left
+ * uninitialised: zeroing them (half a KiB) for every integer node cost
+ * more than the simplification itself. */
+static inline void lin_init(Lin *L, int64_t c)
+{
+    L->n = 0;
+    L->c = c;
+    L->ok = true;
+}
+
 static void lin_term(Lin *L, Expr *atom, int64_t coef)
 {
     for (int i = 0; i < L->n; i++)
@@ -417,7 +427,8 @@ static Expr *simp_compare(Simp *c, Expr *e)
     Expr *x = simp(c, e->u.op.a), *y = simp(c, e->u.op.b);
     if (x->dt == DT_I64 && y->dt == DT_I64 && bounded(range_of(c, x)) && bounded(range_of(c, y))) {
         /* bounded operands: no wrap-around, so x - y is exact */
-        Lin L = {.ok = true};
+        Lin L;
+        lin_init(&L, 0);
         lin_of(&L, x, 1);
         lin_of(&L, y, -1);
         Range d = L.ok ? lin_range(c, &L) : UNBOUNDED;
@@ -439,7 +450,8 @@ static Expr *simp_compare(Simp *c, Expr *e)
 static Expr *simp_divmod(Simp *c, Expr *e, Expr *x, int64_t d)
 {
     Arena *a = c->a;
-    Lin L = {.ok = true};
+    Lin L;
+    lin_init(&L, 0);
     lin_of(&L, x, 1);
     /* Pulling out multiples of d is exact only if x does not wrap around
      * (integer ops wrap): require a bounded range, as loop indices have. */
@@ -454,7 +466,9 @@ static Expr *simp_divmod(Simp *c, Expr *e, Expr *x, int64_t d)
         return rebuild(c, e, x, e->u.op.b, NULL);
     }
     /* x = d*Q + R with R's constant in [0, d) */
-    Lin Q = {.ok = true}, R = {.ok = true};
+    Lin Q, R;
+    lin_init(&Q, 0);
+    lin_init(&R, 0);
     for (int i = 0; i < L.n; i++) {
         if (L.t[i].coef % d == 0)
             Q.t[Q.n++] = (Term){L.t[i].atom, L.t[i].coef / d};
@@ -562,7 +576,8 @@ static Expr *simp(Simp *c, Expr *e)
                 return expr_int(a, e->dt, u < 0 ? -u : u);
         }
         if (e->dt == DT_I64 && e->kind == EXPR_NEG) {
-            Lin L = {.ok = true};
+            Lin L;
+            lin_init(&L, 0);
             lin_of(&L, rebuild(c, e, x, y, z), 1);
             if (L.ok)
                 return lin_build(a, &L);
@@ -584,7 +599,8 @@ static Expr *simp(Simp *c, Expr *e)
     case EXPR_SUB:
     case EXPR_MUL: {
         Expr *n = rebuild(c, e, x, y, NULL);
-        Lin L = {.ok = true};
+        Lin L;
+        lin_init(&L, 0);
         lin_of(&L, n, 1);
         lin_recombine(&L);
         return L.ok ? lin_build(a, &L) : n;
@@ -681,13 +697,15 @@ static int64_t useful_extent(Simp *c, const LStmt *s)
             continue;
         /* as D < 0 */
         bool less = k == EXPR_LT || k == EXPR_LE;
-        Lin D = {.ok = true};
+        Lin D;
+        lin_init(&D, 0);
         lin_of(&D, g->u.op.a, less ? 1 : -1);
         lin_of(&D, g->u.op.b, less ? -1 : 1);
         if (k == EXPR_LE || k == EXPR_GE)
             D.c -= 1; /* integers: x <= 0  <=>  x - 1 < 0 */
         int64_t coef = 0;
-        Lin rest = {.ok = true, .c = D.c};
+        Lin rest;
+        lin_init(&rest, D.c);
         for (int t = 0; t < D.n; t++) {
             if (D.t[t].atom->kind == EXPR_VAR && D.t[t].atom->u.var == v)
                 coef += D.t[t].coef;

@@ -174,6 +174,37 @@ static void test_matmul(void)
     CHECK_SLOT(buf_slot(u_til, SC), KILN_FEAT_B_REUSE_COUNT, K);
     /* intensity grows as the nest grows: the innermost point is lowest */
     CHECK(u_til[KILN_FEAT_AI + KILN_FEATURE_AI_POINTS - 1] > u_til[KILN_FEAT_AI]);
+    /* group 7: loops innermost first; the tiled update runs io(par 16) jo k
+     * ii(unroll 4) jv(vec 16) */
+    CHECK_SLOT(u_ijk, KILN_FEAT_LOOP0 + KILN_FEAT_L_EXTENT, K);
+    CHECK(u_ijk[KILN_FEAT_LOOP0 + KILN_FEAT_L_REDUCE] == 1);
+    CHECK(u_ijk[KILN_FEAT_LOOP0 + 3 + KILN_FEAT_L_REDUCE] == 0);
+    CHECK(u_ijk[KILN_FEAT_LOOP0 + 3 * 3] == 0); /* only 3 loops: zero-padded */
+    CHECK_SLOT(u_til, KILN_FEAT_LOOP0 + KILN_FEAT_L_EXTENT, 16);
+    CHECK(u_til[KILN_FEAT_LOOP0 + KILN_FEAT_L_KIND] == 1);
+    CHECK_SLOT(u_til, KILN_FEAT_LOOP0 + 3 + KILN_FEAT_L_EXTENT, 4);
+    CHECK(u_til[KILN_FEAT_LOOP0 + 3 + KILN_FEAT_L_KIND] == 2);
+    CHECK(u_til[KILN_FEAT_LOOP0 + 6 + KILN_FEAT_L_REDUCE] == 1);
+    CHECK(u_til[KILN_FEAT_LOOP0 + 12 + KILN_FEAT_L_KIND] == 3);
+    /* register tile: 4 unrolled rows x 16 lanes of C, 4 zmm registers */
+    CHECK_SLOT(u_til, KILN_FEAT_REG_TILE, 64);
+    CHECK_SLOT(u_til, KILN_FEAT_REG_VECS, 4);
+    CHECK_SLOT(u_til, KILN_FEAT_UNROLL_BODY, 64);
+    CHECK_SLOT(u_ijk, KILN_FEAT_REG_TILE, 1);
+    CHECK_SLOT(u_ijk, KILN_FEAT_UNROLL_BODY, 1);
+    /* ijk: the j,k nest (A row, all of B 16K, C row) fits L1, adding i
+     * (56K) does not; everything fits L2 and is moved in once */
+    CHECK_SLOT(u_ijk, KILN_FEAT_L1_TRIPS, (double)N * K);
+    CHECK_SLOT(u_ijk, KILN_FEAT_L2_TRIPS, mnk);
+    CHECK_SLOT(u_ijk, KILN_FEAT_L2_BYTES, 4.0 * (M * K + K * N + M * N));
+    CHECK(u_ijk[KILN_FEAT_L1_BYTES] > u_ijk[KILN_FEAT_L2_BYTES]);
+    CHECK(u_ijk[KILN_FEAT_L1_AI] < u_ijk[KILN_FEAT_L2_AI]);
+    /* strides along the innermost loop: ijk moves B by N per k, A by 1 */
+    CHECK_SLOT(u_ijk, KILN_FEAT_INNER_STRIDE + SB, N);
+    CHECK_SLOT(u_ijk, KILN_FEAT_INNER_STRIDE + SA, 1);
+    CHECK(u_ijk[KILN_FEAT_INNER_STRIDE + SC] == 0);
+    CHECK_SLOT(u_til, KILN_FEAT_INNER_STRIDE + SB, 1);
+    CHECK(u_til[KILN_FEAT_INNER_STRIDE + SA] == 0);
     /* rows differ between variants (the model can tell them apart) */
     CHECK(memcmp(u_ijk, u_ikj, sizeof(float) * KILN_FEATURE_LEN) != 0);
 
@@ -259,6 +290,9 @@ static void test_guards_allocs(void)
     CHECK(!strcmp(kiln_feature_name(KILN_FEAT_VEC + KILN_FEAT_ANN_INNER), "vec.inner"));
     CHECK(!strcmp(kiln_feature_name(KILN_FEAT_BUF0 + KILN_FEATURE_BUF_LEN + KILN_FEAT_B_STRIDE),
                   "buf1.stride"));
+    CHECK(!strcmp(kiln_feature_name(KILN_FEAT_LOOP0 + 3 + KILN_FEAT_L_KIND), "loop1.kind"));
+    CHECK(!strcmp(kiln_feature_name(KILN_FEAT_REG_VECS), "reg_vecs"));
+    CHECK(!strcmp(kiln_feature_name(KILN_FEAT_INNER_STRIDE + 4), "buf4.inner_stride"));
     arena_free(a);
 }
 

@@ -91,8 +91,11 @@ void tune_xgb_aggregate(const float *rows, int nrows, int row_len, float *out)
     float *sum = out + L;
     for (int i = 0; i < L; i++) {
         double s = 0;
-        for (int r = 0; r < nrows; r++)
-            s += tune_unslog(rows[(size_t)r * L + i]);
+        for (int r = 0; r < nrows; r++) {
+            float v = rows[(size_t)r * L + i];
+            if (v > 0) /* most slots are 0: skip the exp2 (it runs per scored candidate) */
+                s += tune_unslog(v);
+        }
         sum[i] = tune_slog(s);
     }
     out[2 * L] = tune_slog(nrows);
@@ -159,6 +162,14 @@ static int set_params(BoosterHandle b, const kiln_xgb_options *o, bool train, ki
         {"eta", eta},
         {"min_child_weight", "1"},
         {"gamma", "0.001"},
+        /* bagged boosting: each round grows 4 trees, each on 60 % of the
+         * samples and half the features per split, averaged; on a few
+         * hundred noisy measurements that ranks held-out candidates
+         * better (+0.01 pairwise, bench/tune_acc.c over 13 databases)
+         * than 120 single trees, at the same prediction cost */
+        {"num_parallel_tree", "4"},
+        {"subsample", "0.6"},
+        {"colsample_bynode", "0.5"},
     };
     int n = train ? (int)(sizeof p / sizeof *p) : 2; /* a loaded model needs threads only */
     for (int i = 0; i < n; i++)
@@ -507,11 +518,11 @@ kiln_cost_model *kiln_cost_model_xgb_new(const kiln_xgb_options *opts, kiln_erro
 {
     kiln_xgb_options o = opts ? *opts : (kiln_xgb_options){0};
     if (o.max_depth == 0)
-        o.max_depth = 6;
+        o.max_depth = 5;
     if (o.eta == 0)
         o.eta = 0.25;
     if (o.rounds == 0)
-        o.rounds = 120;
+        o.rounds = 25;
     if (o.warmup_samples == 0)
         o.warmup_samples = 64;
     if (o.nthread == 0)

@@ -20,15 +20,24 @@ _Static_assert(KILN_FEAT_BUF0 + KILN_FEATURE_BUFS * KILN_FEATURE_BUF_LEN == KILN
 _Static_assert(KILN_FEAT_B_LOCAL + 1 == KILN_FEATURE_BUF_LEN, "feature layout: buffer group");
 _Static_assert(KILN_FEAT_AI + KILN_FEATURE_AI_POINTS == KILN_FEAT_ALLOC_BYTES,
                "feature layout: group 4");
-_Static_assert(KILN_FEAT_NUM_STORES + 1 == KILN_FEATURE_LEN, "feature layout: length");
+_Static_assert(KILN_FEAT_NUM_STORES + 1 == KILN_FEAT_LOOP0, "feature layout: group 6");
+_Static_assert(KILN_FEAT_LOOP0 + 3 * KILN_FEATURE_LOOPS == KILN_FEAT_REG_TILE,
+               "feature layout: group 7 loops");
+_Static_assert(KILN_FEAT_L2_AI + 1 == KILN_FEAT_INNER_STRIDE, "feature layout: group 7 model");
+_Static_assert(KILN_FEAT_INNER_STRIDE + KILN_FEATURE_BUFS == KILN_FEATURE_LEN,
+               "feature layout: length");
 
 enum {
     MAXD = TUNE_FEAT_MAX_DEPTH,
     MAX_ACC = 64,   /* accesses analysed per store; more are only counted */
     MAX_BUF = 16,   /* distinct buffers per store */
     MAX_ALLOC = 16, /* enclosing allocations tracked */
-    LINE = 64       /* cache line bytes */
+    LINE = 64,      /* cache line bytes */
+    VEC_BYTES = 64  /* a vector register (AVX-512) */
 };
+
+/* Cache sizes of the register/cache model (group 7). */
+static const double L1_BYTES = 48 * 1024.0, L2_BYTES = 2 * 1024 * 1024.0;
 
 /* ------------------------------------------------------ affine analysis */
 typedef struct AffCtx {
@@ -336,11 +345,18 @@ enum {
     NOPS
 };
 
+/* dtype_is_float, inlined: count_ops asks it for every node of every
+ * stored value (hundreds per conv2d store). */
+static inline bool flt(DType t)
+{
+    return t == DT_F32 || t == DT_F64;
+}
+
 static void count_ops(const Expr *e, bool idx, double *c)
 {
     if (!e)
         return;
-    bool fl = dtype_is_float(e->dt) && !idx;
+    bool fl = flt(e->dt) && !idx;
     switch (e->kind) {
     case EXPR_INT:
     case EXPR_FLOAT:
@@ -356,7 +372,7 @@ static void count_ops(const Expr *e, bool idx, double *c)
         const Expr *x = e->u.op.a, *y = e->u.op.b;
         if (fl) {
             const Expr *m = x->kind == EXPR_MUL ? x : y->kind == EXPR_MUL ? y : NULL;
-            if (m && dtype_is_float(m->dt)) {
+            if (m && flt(m->dt)) {
                 /* a*b+c contracts into one fma (2 flops) */
                 c[OP_FMA]++;
                 count_ops(m->u.op.a, idx, c);
@@ -389,7 +405,7 @@ static void count_ops(const Expr *e, bool idx, double *c)
     case EXPR_GE:
     case EXPR_EQ:
     case EXPR_NE:
-        c[dtype_is_float(e->u.op.a->dt) && !idx ? OP_FCMP : idx ? OP_XARITH : OP_IARITH]++;
+        c[flt(e->u.op.a->dt) && !idx ? OP_FCMP : idx ? OP_XARITH : OP_IARITH]++;
         break;
     case EXPR_AND:
     case EXPR_OR:
@@ -632,9 +648,11 @@ static void group_footprint(const StoreCtx *sc, const Group *g, int esize, int l
 }
 
 /* ------------------------------------------------------------- the row */
+/* Rows start zeroed and slog(0) = 0: most slots are 0, skip their log2. */
 static void put(float *row, int slot, double v)
 {
-    row[slot] = tune_slog(v);
+    if (v != 0)
+        row[slot] = tune_slog(v);
 }
 
 static void annotations(const StoreCtx *sc, const TuneAffine *st, float *row)
@@ -842,11 +860,15 @@ static void store_row(Walk *w, const LStmt *st, float *row)
     }
 
     /* 4. arithmetic intensity as the nest grows outwards */
-    double ai[MAXD + 1];
+    double ai[MAXD + 1], fpb[MAXD + 1], fplb[MAXD + 1];
     for (int l = 0; l <= D; l++) {
-        double bytes = 0;
-        for (int b = 0; b < sc->nbuf; b++)
+        double bytes = 0, lb = 0;
+        for (int b = 0; b < sc->nbuf; b++) {
             bytes += fpc[l][b] * sc->bs[b].esize;
+            lb += fpl[l][b] * LINE;
+        }
+        fpb[l] = bytes;
+        fplb[l] = lb;
         ai[l] = bytes > 0 ? fpi * trips[l] / bytes : 0;
     }
     for (int i = 0; i < KILN_FEATURE_AI_POINTS; i++) {
@@ -880,6 +902,58 @@ static void store_row(Walk *w, const LStmt *st, float *row)
     put(row, KILN_FEAT_OUTER_PROD, outer);
     put(row, KILN_FEAT_NUM_LOOPS, D);
     put(row, KILN_FEAT_NUM_GUARDS, w->guards);
+
+    /* 7. loops one by one, innermost first */
+    for (int k = 0; k < KILN_FEATURE_LOOPS && k < D; k++) {
+        int p = D - 1 - k;
+        float *o = row + KILN_FEAT_LOOP0 + 3 * k;
+        put(o, KILN_FEAT_L_EXTENT, (double)w->ext[p]);
+        LoopKind lk = w->kind[p];
+        o[KILN_FEAT_L_KIND] = lk == LOOP_VECTORIZED ? 1.0f
+                              : lk == LOOP_UNROLLED ? 2.0f
+                              : lk == LOOP_PARALLEL ? 3.0f
+                                                    : 0.0f;
+        o[KILN_FEAT_L_REDUCE] = st_aff && st_aff->coef[p] == 0 ? 1.0f : 0.0f;
+    }
+    /* the straight-line body: the innermost unrolled/vectorized loops */
+    double tile = 1, body = 1, vec_ext = 0;
+    for (int p = D - 1; p >= 0; p--) {
+        if (w->kind[p] != LOOP_VECTORIZED && w->kind[p] != LOOP_UNROLLED)
+            break;
+        body *= (double)w->ext[p];
+        bool moves = st_aff && st_aff->coef[p] != 0;
+        if (moves && w->kind[p] == LOOP_VECTORIZED)
+            vec_ext = (double)w->ext[p];
+        else if (moves)
+            tile *= (double)w->ext[p];
+    }
+    int sesize = sbuf >= 0 && sbuf < f->nbufs ? dtype_size(f->bufs[sbuf].dt) : 4;
+    double lanes = (double)VEC_BYTES / (sesize > 0 ? sesize : 4);
+    put(row, KILN_FEAT_REG_TILE, tile * (vec_ext > 0 ? vec_ext : 1));
+    put(row, KILN_FEAT_REG_VECS, tile * (vec_ext > 0 ? ceil(vec_ext / lanes) : 1));
+    put(row, KILN_FEAT_UNROLL_BODY, body);
+    /* caches: the largest innermost nest that fits, and what it moves in */
+    static const struct {
+        int trips, bytes, ai;
+    } cs[2] = {{KILN_FEAT_L1_TRIPS, KILN_FEAT_L1_BYTES, KILN_FEAT_L1_AI},
+               {KILN_FEAT_L2_TRIPS, KILN_FEAT_L2_BYTES, KILN_FEAT_L2_AI}};
+    for (int k = 0; k < 2; k++) {
+        double cap = k ? L2_BYTES : L1_BYTES;
+        int l = 0;
+        while (l < D && fpb[l + 1] <= cap)
+            l++;
+        double moved = trips[D] / trips[l] * fplb[l];
+        put(row, cs[k].trips, trips[l]);
+        put(row, cs[k].bytes, moved);
+        put(row, cs[k].ai, moved > 0 ? fpi * outer / moved : 0);
+    }
+    for (int r = 0; r < sc->nbuf && r < KILN_FEATURE_BUFS && D > 0; r++) {
+        const BufStat *bs = &sc->bs[order[r]];
+        double c = 0;
+        for (int g = bs->g0; g < bs->g0 + bs->ng; g++)
+            c = dmax(c, fabs(groups[g].a->coef[D - 1]));
+        put(row, KILN_FEAT_INNER_STRIDE + r, c);
+    }
 }
 
 /* --------------------------------------------------------------- walk */
@@ -1006,6 +1080,10 @@ static void init_names(void)
     static const char *const tail[] = {"alloc_bytes", "alloc_outer_prod", "alloc_live_bytes",
                                        "alloc_num",   "outer_prod",       "num_loops",
                                        "num_guards",  "num_stores"};
+    static const char *const loop[] = {"extent", "kind", "reduce"};
+    static const char *const model[] = {"reg_tile", "reg_vecs", "unroll_body",
+                                        "l1_trips", "l1_bytes", "l1_ai",
+                                        "l2_trips", "l2_bytes", "l2_ai"};
     _Static_assert(sizeof g1 / sizeof *g1 == KILN_FEAT_VEC, "g1 names");
     _Static_assert(sizeof buf / sizeof *buf == KILN_FEATURE_BUF_LEN, "buffer names");
     int s = 0;
@@ -1021,6 +1099,13 @@ static void init_names(void)
         snprintf(names[s++], sizeof names[0], "ai.%d", i);
     for (int i = 0; i < 8; i++)
         snprintf(names[s++], sizeof names[0], "%s", tail[i]);
+    for (int k = 0; k < KILN_FEATURE_LOOPS; k++)
+        for (int i = 0; i < 3; i++)
+            snprintf(names[s++], sizeof names[0], "loop%d.%s", k, loop[i]);
+    for (int i = 0; i < 9; i++)
+        snprintf(names[s++], sizeof names[0], "%s", model[i]);
+    for (int b = 0; b < KILN_FEATURE_BUFS; b++)
+        snprintf(names[s++], sizeof names[0], "buf%d.inner_stride", b);
     IR_ASSERT(s == KILN_FEATURE_LEN);
 }
 

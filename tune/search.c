@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lower/lower.h"
 #include "tune/database.h"
 #include "tune/features.h"
 #include "tune/search.h"
@@ -150,6 +151,16 @@ uint64_t search_hash_text(const char *plain)
     return h[0] ? h[0] : 1;
 }
 
+/* Scoring lowers thousands of candidates a second and compiles none of
+ * them: release builds skip the verifier there (a quarter of lowering,
+ * a tenth of scoring); what gets measured is lowered again, verified, by
+ * the worker. */
+#ifdef NDEBUG
+enum { SCORE_VERIFY = 0 };
+#else
+enum { SCORE_VERIFY = 1 };
+#endif
+
 /* Applies, prints, hashes, lowers and featurises one candidate. */
 static void evaluate_one(const Program *p, SearchCand *c, uint64_t seed)
 {
@@ -167,16 +178,16 @@ static void evaluate_one(const Program *p, SearchCand *c, uint64_t seed)
     kiln_error_clear(&e);
     if (trace_apply(c->space, s, c->dec, c->active, &rng, &e) == KILN_OK) {
         c->plain = sched_to_text(s);
-        Arena *a = NULL;
+        Arena *a = arena_new();
         LFunc *f = NULL;
-        if (c->plain && tune_lower(s, &a, &f, NULL, &e) == KILN_OK) {
+        if (c->plain && a && lower_schedule_ex(s, a, NULL, SCORE_VERIFY, &f, &e) == KILN_OK) {
             c->hash = search_hash_text(c->plain);
             int n = tune_count_stores(f);
             c->rows = malloc(sizeof(float) * (size_t)(n ? n : 1) * TUNE_FEAT_LEN);
             if (c->rows && tune_features(f, c->rows, n, &c->nrows, &e) == KILN_OK)
                 c->ok = true;
-            arena_free(a);
         }
+        arena_free(a);
     }
     sched_free(s);
 }

@@ -31,11 +31,12 @@ extern "C" {
  * enclosing the store (how often the store runs).  Slots are zero when
  * they do not apply.  Version changes whenever the layout changes; saved
  * models record it and refuse rows of another version. */
-#define KILN_FEATURE_VERSION 1
-#define KILN_FEATURE_LEN 152
+#define KILN_FEATURE_VERSION 2
+#define KILN_FEATURE_LEN 190
 #define KILN_FEATURE_BUFS 5     /* buffers described per store */
 #define KILN_FEATURE_BUF_LEN 19 /* slots per buffer */
 #define KILN_FEATURE_AI_POINTS 10
+#define KILN_FEATURE_LOOPS 8 /* enclosing loops described one by one (group 7) */
 
 enum {
     /* -- 1. arithmetic of the stored value and its indices, x trips */
@@ -122,7 +123,35 @@ enum {
     KILN_FEAT_OUTER_PROD = 148, /* trips (product of enclosing loop extents) */
     KILN_FEAT_NUM_LOOPS = 149,  /* enclosing loops */
     KILN_FEAT_NUM_GUARDS = 150, /* enclosing ifs */
-    KILN_FEAT_NUM_STORES = 151  /* stores in the whole function */
+    KILN_FEAT_NUM_STORES = 151, /* stores in the whole function */
+
+    /* -- 7. (version 2) the loop nest one loop at a time, and a register
+     * and cache model of the store.  KILN_FEATURE_LOOPS groups of 3, the
+     * store's innermost loop first, zero-padded: */
+    KILN_FEAT_LOOP0 = 152,
+    KILN_FEAT_L_EXTENT = 0, /* + offset: the loop's extent */
+    KILN_FEAT_L_KIND = 1,   /* a code, not a count: 0 serial, 1 vectorized, 2 unrolled,
+                               3 parallel */
+    KILN_FEAT_L_REDUCE = 2, /* flag: the loop does not move the store's address */
+    /* The innermost chain of unrolled or vectorized loops is straight-line
+     * code: */
+    KILN_FEAT_REG_TILE = 176, /* stored elements it keeps live: product of the extents of
+                                 its loops that move the store's address */
+    KILN_FEAT_REG_VECS,       /* that tile in 64-byte vector registers */
+    KILN_FEAT_UNROLL_BODY,    /* iterations it spells out (product of its extents) */
+    /* A cache of C bytes: the largest innermost nest whose distinct bytes
+     * (all buffers of the store) fit, and the bytes the store moves into
+     * the cache over the run: trips outside that nest x its distinct lines
+     * x 64.  L1 = 48 KiB, L2 = 2 MiB. */
+    KILN_FEAT_L1_TRIPS, /* trips of that nest */
+    KILN_FEAT_L1_BYTES,
+    KILN_FEAT_L1_AI, /* flops / L1 bytes */
+    KILN_FEAT_L2_TRIPS,
+    KILN_FEAT_L2_BYTES,
+    KILN_FEAT_L2_AI,
+    /* |address step| in elements along the store's innermost loop, one per
+     * buffer in the order of group 3 (0: invariant there) */
+    KILN_FEAT_INNER_STRIDE = 185
 };
 
 /* A short name for a slot ("float_fma", "vec.inner", "buf2.stride",
@@ -206,7 +235,9 @@ kiln_cost_model *kiln_cost_model_roofline_new(const kiln_roofline_options *opts,
  * Target: log-scaled throughput normalised by the best of its workload, in [0,1].
  * A candidate's rows are aggregated into one row (its dominant store,
  * the one with the most flops, then bytes, next to the element-wise
- * sum of all its rows in linear space; see tune/cost_xgb.c).  Until
+ * sum of all its rows in linear space; see tune/cost_xgb.c).  Each
+ * boosting round grows 4 trees on random 60 % subsets of the samples and
+ * averages them (bagging: steadier on a few hundred noisy samples).  Until
  * warmup_samples measurements have arrived, predict gives seeded random
  * scores.  It retrains from scratch on all data whenever the data has
  * grown by 20 % since the last training; that training runs inside
@@ -222,9 +253,9 @@ typedef enum {
 } kiln_xgb_objective;
 typedef struct kiln_xgb_options {
     kiln_xgb_objective objective;
-    int max_depth;           /* [6] */
+    int max_depth;           /* [5] */
     double eta;              /* [0.25] */
-    int rounds;              /* boosting rounds per training [120] */
+    int rounds;              /* boosting rounds per training, each of 4 bagged trees [25] */
     int warmup_samples;      /* [64] */
     int nthread;             /* [1] */
     unsigned long long seed; /* [43] */
