@@ -4,6 +4,8 @@
  * replays; a user cost model plugs in; the design space is public. */
 #include <stdlib.h>
 #include <string.h>
+
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "kiln/kiln.h"
@@ -27,6 +29,34 @@ static void progress(const kiln_tune_progress *p, void *ctx)
 }
 
 /* A user model: prefers wide vectors (only to show the plug-in works). */
+/* An update callback that counts the candidates given without rows in
+ * its first call (the records a resumed tuner learns from). */
+typedef struct {
+    int calls, cands, empty;
+} UpdSeen;
+
+static int seen_predict(void *ctx, const float *rows, const int *counts, int ncand, int row_len,
+                        double *scores)
+{
+    (void)ctx, (void)rows, (void)counts, (void)row_len;
+    for (int c = 0; c < ncand; c++)
+        scores[c] = 0;
+    return KILN_OK;
+}
+
+static int seen_update(void *ctx, unsigned long long wl, const float *rows, const int *counts,
+                       int ncand, int row_len, const double *tp, kiln_error *e)
+{
+    (void)wl, (void)rows, (void)row_len, (void)e;
+    UpdSeen *u = ctx;
+    if (u->calls++ == 0)
+        for (int c = 0; c < ncand; c++) {
+            u->cands++;
+            u->empty += tp[c] > 0 && counts[c] == 0;
+        }
+    return KILN_OK;
+}
+
 static int vec_predict(void *ctx, const float *rows, const int *counts, int ncand, int row_len,
                        double *scores)
 {
@@ -135,6 +165,25 @@ int main(int argc, char **argv)
     o.strategy = KILN_STRATEGY_RANDOM;
     o.trials = 52;
     CHECK(kiln_tune(p, &o, &r, &e) == KILN_OK && r.trials == 52 && r.new_trials == 4);
+    kiln_tune_result_fini(&r);
+    kiln_cost_model_free(m);
+
+    /* records whose rows have another layout (an older kiln's) get rows
+     * again from their traces when tuning resumes */
+    sqlite3 *sq = NULL;
+    CHECK(sqlite3_open(db, &sq) == SQLITE_OK &&
+          sqlite3_exec(sq, "UPDATE record SET features = substr(features, 1, nrows * 4 * 100)",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(sq);
+    UpdSeen us = {0, 0, 0};
+    kiln_cost_model_ops sops = {seen_predict, seen_update, NULL, NULL, NULL};
+    m = kiln_cost_model_new("seen", &sops, &us, &e);
+    o.cost_model = m;
+    o.strategy = KILN_STRATEGY_EVOLUTIONARY;
+    o.trials = 54;
+    CHECK(kiln_tune(p, &o, &r, &e) == KILN_OK && r.trials == 54);
+    CHECKF(us.cands >= 52 && us.empty == 0, "resumed update: %d candidates, %d without rows",
+           us.cands, us.empty);
     kiln_tune_result_fini(&r);
     kiln_cost_model_free(m);
     /* bad options */

@@ -138,6 +138,29 @@ int search_cand_copy(SearchCand *to, const SearchCand *from)
     return rc;
 }
 
+int search_cand_copy_full(SearchCand *to, const SearchCand *from)
+{
+    int rc = search_cand_copy(to, from);
+    if (rc)
+        return rc;
+    to->hash = from->hash;
+    to->score = from->score;
+    to->gflops = from->gflops;
+    if (!from->ok || !from->plain || !from->rows)
+        return KILN_OK; /* to be evaluated again */
+    size_t nb = sizeof(float) * (size_t)(from->nrows ? from->nrows : 1) * TUNE_FEAT_LEN;
+    to->plain = strdup(from->plain);
+    to->rows = malloc(nb);
+    if (!to->plain || !to->rows) {
+        search_cand_fini(to);
+        return KILN_ENOMEM;
+    }
+    memcpy(to->rows, from->rows, nb);
+    to->nrows = from->nrows;
+    to->ok = true;
+    return KILN_OK;
+}
+
 uint64_t search_hash_text(const char *plain)
 {
     uint64_t h[2];
@@ -161,9 +184,12 @@ enum { SCORE_VERIFY = 0 };
 enum { SCORE_VERIFY = 1 };
 #endif
 
-/* Applies, prints, hashes, lowers and featurises one candidate. */
+/* Applies, prints, hashes, lowers and featurises one candidate (not
+ * again: a full copy of an evaluated one keeps its results). */
 static void evaluate_one(const Program *p, SearchCand *c, uint64_t seed)
 {
+    if (c->ok && c->plain && c->rows)
+        return;
     c->ok = false;
     free(c->rows);
     free(c->plain);

@@ -24,6 +24,9 @@ typedef struct SearchCand {
 
 int search_cand_init(SearchCand *c, const TraceProg *t, const TDec *dec); /* dec may be NULL */
 int search_cand_copy(SearchCand *to, const SearchCand *from);
+/* As search_cand_copy, with what evaluation and prediction filled in (ok,
+ * plain, hash, rows, score, gflops): search_evaluate skips such a copy. */
+int search_cand_copy_full(SearchCand *to, const SearchCand *from);
 void search_cand_fini(SearchCand *c);
 
 /* 64 bits of tune_trace_hash(plain) (never 0). */

@@ -183,6 +183,50 @@ static double label_of(double gflops, double median_ms, const double *times, int
     return gflops > 0 && best > 0 ? gflops * median_ms / best : 0;
 }
 
+/* Records written with another feature layout (an older kiln) get their
+ * rows again from their traces, so the model can learn from them. */
+static void refeaturise(Tuner *T, TuneRecord *recs, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += recs[i].ncols != TUNE_FEAT_LEN;
+    if (!k)
+        return;
+    SearchCand *c = calloc((size_t)k, sizeof(SearchCand));
+    TraceProg **t = calloc((size_t)k, sizeof(TraceProg *));
+    int *of = calloc((size_t)k, sizeof(int));
+    int m = 0;
+    for (int i = 0; c && t && of && i < n; i++) {
+        TDec *dec;
+        if (recs[i].ncols == TUNE_FEAT_LEN ||
+            trace_parse(recs[i].trace, "<record>", T->p, &t[m], &dec, NULL))
+            continue;
+        if (search_cand_init(&c[m], t[m], dec) == KILN_OK)
+            of[m++] = i;
+        else
+            trace_prog_free(t[m]);
+        free(dec);
+    }
+    uint64_t rng = 1;
+    if (m)
+        search_evaluate(T->p, c, m, T->o.search_threads, &rng);
+    for (int j = 0; j < m; j++) {
+        TuneRecord *r = &recs[of[j]];
+        if (c[j].ok) {
+            free(r->features);
+            r->features = c[j].rows;
+            r->nrows = c[j].nrows;
+            r->ncols = TUNE_FEAT_LEN;
+            c[j].rows = NULL;
+        }
+        search_cand_fini(&c[j]);
+        trace_prog_free(t[j]);
+    }
+    free(c);
+    free(t);
+    free(of);
+}
+
 /* Loads what the database knows about the workload: counts, the best,
  * the cost model's training data, the seen hashes and the top-k seeds. */
 static int resume(Tuner *T, kiln_error *e)
@@ -204,6 +248,8 @@ static int resume(Tuner *T, kiln_error *e)
     int n = 0;
     if ((rc = tune_db_records(T->db, T->wl, &recs, &n, e)))
         return rc;
+    if (T->o.strategy == KILN_STRATEGY_EVOLUTIONARY)
+        refeaturise(T, recs, n);
     int64_t nrows = 0;
     for (int i = 0; i < n; i++) {
         char first[17];
@@ -379,12 +425,17 @@ static int sample_fresh(Tuner *T, SearchCand *out, int n)
 
 static int score(Tuner *T, SearchCand *c, int n, bool predict, kiln_error *e)
 {
+    /* the rate counts the candidates evaluated here, not full copies of
+     * ones evaluated before (though predicting those costs time too) */
+    int fresh = 0;
+    for (int i = 0; i < n; i++)
+        fresh += !(c[i].ok && c[i].plain && c[i].rows);
     double t0 = tune_now();
     int rc = search_evaluate(T->p, c, n, T->o.search_threads, &T->rng);
     if (!rc && predict)
         rc = search_predict(T->model, c, n, e);
     T->score_s += tune_now() - t0;
-    T->scored += n;
+    T->scored += fresh;
     return rc;
 }
 
@@ -436,10 +487,8 @@ static void group_offer(Group *g, int *ng, const HashSet *seen, const SearchCand
     if (c->score <= g[i].best.score)
         return;
     search_cand_fini(&g[i].best);
-    if (search_cand_copy(&g[i].best, c) == KILN_OK) {
+    if (search_cand_copy_full(&g[i].best, c) == KILN_OK && g[i].best.ok) {
         g[i].best.score = c->score;
-        g[i].best.hash = c->hash;
-        g[i].best.ok = true;
     } else
         g[i].best.score = -1e300;
 }
@@ -480,17 +529,8 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
             SearchCand *c = &fresh[i];
             if (!c->ok || hset_has(&T->seen, c->hash) || !hset_add(&chosen, c->hash))
                 continue;
-            search_cand_copy(&picks[*npicks], c);
-            picks[*npicks].plain = strdup(c->plain);
-            picks[*npicks].hash = c->hash;
-            picks[*npicks].rows =
-                malloc(sizeof(float) * (size_t)(c->nrows ? c->nrows : 1) * TUNE_FEAT_LEN);
-            if (picks[*npicks].rows)
-                memcpy(picks[*npicks].rows, c->rows,
-                       sizeof(float) * (size_t)c->nrows * TUNE_FEAT_LEN);
-            picks[*npicks].nrows = c->nrows;
-            picks[*npicks].ok = true;
-            (*npicks)++;
+            if (search_cand_copy_full(&picks[*npicks], c) == KILN_OK)
+                (*npicks)++;
         }
         goto done;
     }
@@ -502,7 +542,7 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
         if (T->measured[i].gflops > 0 && search_cand_copy(&cur[n], &T->measured[i]) == KILN_OK)
             n++;
     for (int i = 0; n < pop && i < nfresh; i++)
-        if (search_cand_copy(&cur[n], &fresh[i]) == KILN_OK)
+        if (search_cand_copy_full(&cur[n], &fresh[i]) == KILN_OK)
             n++;
     enum { GENERATIONS = 4 };
     for (int g = 0; g <= GENERATIONS; g++) {
@@ -530,9 +570,7 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
                 search_cand_fini(&best[worst]);
                 slot = worst;
             }
-            search_cand_copy(&best[slot], c);
-            best[slot].score = c->score;
-            best[slot].hash = c->hash;
+            search_cand_copy_full(&best[slot], c);
         }
         if (g == GENERATIONS)
             break;
@@ -555,9 +593,12 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
         int m = 0;
         for (int i = 0; i < pop; i++) {
             int par = trace_sample_cat(w, n, &T->rng);
-            if (search_cand_copy(&nxt[m], &cur[par]))
+            bool mutate = trace_rand01(&T->rng) < 0.85;
+            /* an unmutated child keeps its parent's evaluation */
+            if (mutate ? search_cand_copy(&nxt[m], &cur[par])
+                       : search_cand_copy_full(&nxt[m], &cur[par]))
                 continue;
-            if (trace_rand01(&T->rng) < 0.85) {
+            if (mutate) {
                 bool done = false;
                 for (int tries = 0; tries < 10 && !done; tries++)
                     done = search_mutate(nxt[m].space, nxt[m].dec, nxt[m].active, &T->rng);
@@ -586,8 +627,8 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
     int from_model = want - nrand - ndiv;
     for (int i = 0; i < nb && *npicks < from_model; i++)
         if (hset_add(&chosen, best[i].hash)) {
-            search_cand_copy(&picks[*npicks], &best[i]);
-            (*npicks)++;
+            if (search_cand_copy_full(&picks[*npicks], &best[i]) == KILN_OK)
+                (*npicks)++;
         }
     if (ndiv) {
         for (int i = 0; i < T->nmeasured; i++) {
@@ -599,18 +640,18 @@ static int propose(Tuner *T, SearchCand *picks, int want, int *npicks, kiln_erro
         qsort(groups, (size_t)ngroups, sizeof(Group), cmp_group);
         for (int k = 0; k < ngroups && *npicks < from_model + ndiv; k++)
             if (groups[k].best.ok && hset_add(&chosen, groups[k].best.hash)) {
-                search_cand_copy(&picks[*npicks], &groups[k].best);
-                (*npicks)++;
+                if (search_cand_copy_full(&picks[*npicks], &groups[k].best) == KILN_OK)
+                    (*npicks)++;
             }
     }
     for (int i = 0; i < nfresh && *npicks < want; i++) {
         SearchCand *c = &fresh[i];
         if (!c->ok || hset_has(&T->seen, c->hash) || !hset_add(&chosen, c->hash))
             continue;
-        search_cand_copy(&picks[*npicks], c);
-        (*npicks)++;
+        if (search_cand_copy_full(&picks[*npicks], c) == KILN_OK)
+            (*npicks)++;
     }
-    /* picks need their plain text and rows again: re-evaluate them */
+    /* picks are full copies; this evaluates only what lost its rows */
     if (*npicks)
         rc = score(T, picks, *npicks, false, e);
 done:
