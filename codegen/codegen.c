@@ -171,6 +171,7 @@ typedef struct Cg {
     unsigned W;
     LLVMValueRef vbase; /* i64: lane 0's value of vvar */
     LLVMValueRef mask;  /* <W x i1> live lanes; NULL = all */
+    bool vsplit;        /* a guard of this vector body got an all-lanes path */
     int par_depth;
     int nbodies;
     LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, voidt;
@@ -1469,6 +1470,28 @@ static void emit_store(Cg *cg, const LStmt *s)
 static void emit_if(Cg *cg, const LStmt *s)
 {
     Val c = ev(cg, s->u.cond.cond, true);
+    if (c.vec && !cg->mask && !s->u.cond.else_s && !cg->vsplit) {
+        /* A guard on the lanes (a non-dividing split of the vector loop):
+         * all lanes pass in every vector but the last, so the body runs
+         * unmasked there (plain loads and stores) and masked only when
+         * some lane fails.  Once per vector body: the code doubles. */
+        LLVMBasicBlockRef fb = new_bb(cg, "vif.all"), pb = new_bb(cg, "vif.some");
+        LLVMBasicBlockRef mb = new_bb(cg, "vif.end");
+        LLVMBuildCondBr(cg->B, intrin1(cg, "llvm.vector.reduce.and", c.v), fb, pb);
+        cg->vsplit = true;
+        LLVMPositionBuilderAtEnd(cg->B, fb);
+        emit_stmt(cg, s->u.cond.then_s);
+        LLVMBuildBr(cg->B, mb);
+        LLVMPositionBuilderAtEnd(cg->B, pb);
+        cg->mask = c.v;
+        emit_stmt(cg, s->u.cond.then_s);
+        cg->mask = NULL;
+        LLVMBuildBr(cg->B, mb);
+        cg->vsplit = false;
+        LLVMMoveBasicBlockAfter(mb, LLVMGetInsertBlock(cg->B));
+        LLVMPositionBuilderAtEnd(cg->B, mb);
+        return;
+    }
     if (c.vec) {
         LLVMValueRef saved = cg->mask;
         cg->mask = mask_and(cg, saved, c.v);
@@ -1553,15 +1576,18 @@ static void vec_iter(Cg *cg, const Var *v, const LStmt *body, unsigned W, LLVMVa
     const Var *sv = cg->vvar;
     unsigned sw = cg->W;
     LLVMValueRef sb = cg->vbase, sm = cg->mask;
+    bool ss = cg->vsplit;
     cg->vvar = v;
     cg->W = W;
     cg->vbase = base;
     cg->mask = mask;
+    cg->vsplit = false;
     emit_stmt(cg, body);
     cg->vvar = sv;
     cg->W = sw;
     cg->vbase = sb;
     cg->mask = sm;
+    cg->vsplit = ss;
 }
 
 static void emit_vec_loop(Cg *cg, const LStmt *s)

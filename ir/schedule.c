@@ -247,18 +247,31 @@ static bool reads(const Schedule *s, const Expr *x, int t)
     }
 }
 
-/* -1 when `reader` is the only statement (not inlined) that reads tensor
- * t and it does read it; else the index of an offending statement (or
- * -2 when reader does not read t). */
-static int sole_reader(const Schedule *s, int t, int reader)
+/* For compute_at of temp t at loop `loop` of `host`: every statement that
+ * reads t (not inlined) must be host itself or be computed, through a
+ * chain of compute_at, inside that loop (a packed panel at D.jb read by a
+ * tile computed at D.jo; a row temp read by two row stages at Y.i).
+ * Returns -1 when all are, else an offending reader; *nreaders counts them. */
+static int stray_reader(const Schedule *s, int t, int host, int loop, int *nreaders)
 {
     const Program *p = sched_prog(s);
-    if (!reads(s, p->stmts[reader].rhs, t))
-        return -2;
-    for (int i = 0; i < p->nstmts; i++)
-        if (i != reader && !s->st[i].inlined && reads(s, p->stmts[i].rhs, t))
-            return i;
-    return -1;
+    int bad = -1;
+    *nreaders = 0;
+    for (int r = 0; r < p->nstmts; r++) {
+        if (s->st[r].inlined || !reads(s, p->stmts[r].rhs, t))
+            continue;
+        ++*nreaders;
+        int h = r, via = -1;
+        for (int n = 0; h != host && s->st[h].at && n < p->nstmts; n++) {
+            via = h;
+            h = s->st[h].at_stmt;
+        }
+        bool inside = h == host && (via < 0 || order_pos(&s->st[host], loop) <=
+                                                   order_pos(&s->st[host], s->st[via].at_loop));
+        if (!inside && bad < 0)
+            bad = r;
+    }
+    return bad;
 }
 
 /* ------------------------------------------------------ construction */
@@ -761,8 +774,9 @@ int sched_inline(Schedule *s, int stmt, kiln_error *e)
         return oom(s, e);
     s->st[stmt].inlined = true;
     /* Inlining a reader of a computed-at temp would give it a second reader. */
-    for (int i = 0; i < p->nstmts; i++)
-        if (s->st[i].at && sole_reader(s, p->stmts[i].out, s->st[i].at_stmt) >= 0) {
+    for (int i = 0, nr; i < p->nstmts; i++)
+        if (s->st[i].at &&
+            stray_reader(s, p->stmts[i].out, s->st[i].at_stmt, s->st[i].at_loop, &nr) >= 0) {
             s->st[stmt].inlined = false;
             return fail(s, e, 0,
                         "cannot inline '%s': '%s' is computed at a loop of '%s', "
@@ -1016,15 +1030,16 @@ int sched_compute_at(Schedule *s, int stmt, int consumer, int loop, kiln_error *
                     s->st[s->st[stmt].at_stmt].loops[s->st[stmt].at_loop].name);
     if (consumer == stmt)
         return fail(s, e, 1, "cannot compute '%s' at its own loop %s", t->name, q);
-    int other = sole_reader(s, p->stmts[stmt].out, consumer);
-    if (other == -2)
-        return fail(s, e, 1, "cannot compute '%s' at %s: '%s' does not read '%s'", t->name, q,
-                    stmt_tensor(s, consumer), t->name);
-    if (other >= 0)
+    int nr = 0, stray = stray_reader(s, p->stmts[stmt].out, consumer, loop, &nr);
+    if (nr == 0 || (stray >= 0 && !reads(s, p->stmts[consumer].rhs, p->stmts[stmt].out)))
+        return fail(s, e, 1, "cannot compute '%s' at %s: '%s' does not read '%s'%s", t->name, q,
+                    stmt_tensor(s, consumer), t->name,
+                    nr ? " (nor is every statement that does computed inside that loop)" : "");
+    if (stray >= 0)
         return fail(s, e, 1,
-                    "cannot compute '%s' at %s: '%s' reads it too (compute_at needs a single "
-                    "consumer)",
-                    t->name, q, stmt_tensor(s, other));
+                    "cannot compute '%s' at %s: '%s' reads it too (compute_at needs every "
+                    "reader inside that loop)",
+                    t->name, q, stmt_tensor(s, stray));
     if (s->st[consumer].loops[loop].kind == LOOP_VECTORIZED)
         return fail(s, e, 1, "cannot compute '%s' at vectorized loop %s", t->name, q);
     char *line = arena_printf(s->arena, "compute_at(%s, %s)", t->name, q);

@@ -8,13 +8,15 @@
  *   can overshoot get a guard `value < extent` around the store (all guards
  *   innermost for now; the guards pass moves them out).  Loads of inlined
  *   temps are expanded here already (bound inference must see through
- *   them).  compute_at: statements are built consumers first; from each
- *   consumer's loads, bound inference gives the region of each temp
- *   computed at one of its loops (affine forms over the loops inside that
+ *   them).  compute_at: statements are built consumers first; from the
+ *   loads of all its readers (the host statement, or statements computed
+ *   inside the target loop of the host), bound inference gives the region
+ *   of each computed-at temp (affine forms over the loops inside that
  *   loop); the temp's buffer shrinks to the region, its loops run over it
- *   (guarded where the region leaves the tensor) and the consumer reads it
+ *   (guarded where the region leaves the tensor) and the readers read it
  *   at g - lo.  Then, in program order, each computed-at nest goes (inside
- *   an LS_ALLOC of its buffer) to the start of its consumer's loop.
+ *   an LS_ALLOC of its buffer) to the start of its host's loop, after the
+ *   producers already placed there.
  *   Leaf loop vars record their statement's buffer in Var.owner.
  * inline: every load of an inlined temp becomes the temp's right-hand
  *   side, with the producer's variables replaced by the load's indices
@@ -109,6 +111,10 @@ typedef struct {
     Region *reg;    /* per buffer */
     Var ***leafvar; /* per statement: per loop id, its LoopIR var */
     LStmt **nest;   /* per statement */
+    int *last;      /* per computed-at statement: its first reader in program
+                     * order (built last: its region is inferred then) */
+    Expr **rhs;     /* per built statement: its value in its leaf vars */
+    bool *placed;   /* per buffer: its nest was put into a consumer's loop */
 } BuildAll;
 
 typedef struct {
@@ -343,13 +349,14 @@ static bool same_atoms(const Lin *x, const Lin *y)
  * over their extents.  A dimension whose indices are not affine in the
  * inner vars, or whose loads disagree in their outer part, or whose span
  * is no smaller than the tensor, gets the whole dimension. */
-static void infer_region(Arena *a, const LBuf *lb, Expr *value, int buf, Var *const *inner,
-                         int ninner, Region *r)
+static void infer_region(Arena *a, const LBuf *lb, Expr *const *values, int nvalues, int buf,
+                         Var *const *inner, int ninner, Region *r)
 {
     enum { MAXLOAD = 64 };
     Expr *loads[MAXLOAD];
     int nl = 0;
-    collect_loads(value, buf, loads, &nl, MAXLOAD);
+    for (int v = 0; v < nvalues; v++)
+        collect_loads(values[v], buf, loads, &nl, MAXLOAD);
     r->has = true;
     for (int d = 0; d < lb->ndim; d++) {
         int64_t dim = lb->dims[d], lo = 0, hi = 0;
@@ -422,6 +429,40 @@ static Expr *relocate(Arena *a, Expr *e, int buf, const Region *r)
         x->u.op.c = relocate(a, e->u.op.c, buf, r);
     }
     return x;
+}
+
+/* relocate() over a built nest (another reader of the same region). */
+static LStmt *relocate_nest(Arena *a, LStmt *s, int buf, const Region *r)
+{
+    if (!s)
+        return NULL;
+    switch (s->kind) {
+    case LS_FOR:
+        return ls_for(a, s->u.loop.var, s->u.loop.extent, s->u.loop.kind,
+                      relocate_nest(a, s->u.loop.body, buf, r));
+    case LS_STORE: {
+        Expr *idx[IR_MAX_DIMS + 1];
+        for (int i = 0; i < s->u.store.n; i++)
+            idx[i] = relocate(a, s->u.store.idx[i], buf, r);
+        return ls_store(a, s->u.store.buf, s->u.store.n, idx,
+                        relocate(a, s->u.store.value, buf, r));
+    }
+    case LS_BLOCK: {
+        LStmt **v = arena_alloc(a, sizeof(LStmt *) * (size_t)(s->u.block.n + 1));
+        if (!v)
+            return NULL;
+        for (int i = 0; i < s->u.block.n; i++)
+            v[i] = relocate_nest(a, s->u.block.s[i], buf, r);
+        return ls_block(a, s->u.block.n, v);
+    }
+    case LS_IF:
+        return ls_if(a, relocate(a, s->u.cond.cond, buf, r),
+                     relocate_nest(a, s->u.cond.then_s, buf, r),
+                     s->u.cond.else_s ? relocate_nest(a, s->u.cond.else_s, buf, r) : NULL);
+    case LS_ALLOC:
+        return ls_alloc(a, s->u.alloc.buf, relocate_nest(a, s->u.alloc.body, buf, r));
+    }
+    return s;
 }
 
 static int build_stmt(BuildAll *ba, int i, LStmt **out)
@@ -519,36 +560,83 @@ static int build_stmt(BuildAll *ba, int i, LStmt **out)
     if (!rhs)
         return nomem(cx);
 
-    /* Temps computed at one of this statement's loops: their regions, then
-     * this statement reads them at local coordinates. */
+    /* Temps computed at one of this statement's loops, or at a loop of a
+     * statement this one is computed inside (a packed panel at D.jb for a
+     * tile computed at D.jo), whose first reader this is: their regions
+     * over all their readers (built already, consumers first), then the
+     * readers read them at local coordinates. */
     for (int j = 0; j < cx->p->nstmts; j++) {
         const StmtSched *pj = &cx->s->st[j];
-        if (!pj->at || pj->at_stmt != i || pj->inlined)
+        if (!pj->at || pj->inlined || ba->last[j] != i)
             continue;
+        int host = pj->at_stmt;
+        const StmtSched *hs = &cx->s->st[host];
+        const Tensor *ht = &cx->p->tensors[cx->p->stmts[host].out];
         int pos = -1;
-        for (int k = 0; k < st->norder; k++)
-            if (st->order[k] == pj->at_loop)
+        for (int k = 0; k < hs->norder; k++)
+            if (hs->order[k] == pj->at_loop)
                 pos = k;
         int pb = cx->p->stmts[j].out;
         if (pos < 0)
             return ir_error(cx->e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
                             "'%s' is computed at %s.%s, which is no longer a loop",
-                            cx->p->tensors[pb].name, t->name, st->loops[pj->at_loop].name);
-        if (st->loops[pj->at_loop].kind == LOOP_VECTORIZED)
+                            cx->p->tensors[pb].name, ht->name, hs->loops[pj->at_loop].name);
+        if (hs->loops[pj->at_loop].kind == LOOP_VECTORIZED)
             return ir_error(cx->e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
                             "'%s' cannot be computed at vectorized loop %s.%s",
-                            cx->p->tensors[pb].name, t->name, st->loops[pj->at_loop].name);
-        Var *inner[64];
+                            cx->p->tensors[pb].name, ht->name, hs->loops[pj->at_loop].name);
+        /* inner: the host's loops inside the target, and every loop of the
+         * statements between (this one included), whose nests all run
+         * inside it; the host was built before them (consumers first). */
+        enum { MAXINNER = 64 };
+        Var *inner[MAXINNER];
         int ninner = 0;
-        for (int k = pos + 1; k < st->norder && ninner < 64; k++)
-            inner[ninner++] = b.leafvar[st->order[k]];
-        infer_region(a, &ba->f->bufs[pb], rhs, pb, inner, ninner, &ba->reg[pb]);
+        bool full = false;
+        for (int k = pos + 1; k < hs->norder; k++)
+            if (!(full = ninner == MAXINNER))
+                inner[ninner++] = ba->leafvar[host][hs->order[k]];
+        Expr *values[MAXINNER];
+        int readers[MAXINNER], nval = 0;
+        for (int r = i; r < cx->p->nstmts && !full; r++) {
+            Expr *v = r == i ? rhs : ba->rhs[r];
+            Expr *one[1];
+            int n1 = 0;
+            collect_loads(v, pb, one, &n1, 1);
+            if (cx->s->st[r].inlined || !n1)
+                continue;
+            if (!(full = nval == MAXINNER)) {
+                readers[nval] = r;
+                values[nval++] = v;
+            }
+            /* r's nest runs inside the target, and so do the nests of the
+             * statements it is computed inside, up to the host */
+            for (int h = r; h != host && !full; h = cx->s->st[h].at_stmt) {
+                bool seen = false;
+                for (int q = 0; q < nval - 1 && !seen; q++)
+                    for (int h2 = readers[q]; h2 != host && !seen; h2 = cx->s->st[h2].at_stmt)
+                        seen = h2 == h;
+                for (int k = 0; k < cx->s->st[h].norder && !seen; k++)
+                    if (!(full = ninner == MAXINNER))
+                        inner[ninner++] = ba->leafvar[h][cx->s->st[h].order[k]];
+            }
+        }
+        if (full)
+            return ir_error(cx->e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
+                            "'%s' is computed at %s.%s, with more than %d loops inside",
+                            cx->p->tensors[pb].name, ht->name, hs->loops[pj->at_loop].name,
+                            MAXINNER);
+        infer_region(a, &ba->f->bufs[pb], values, nval, pb, inner, ninner, &ba->reg[pb]);
         for (int d = 0; d < ba->f->bufs[pb].ndim; d++)
             ba->f->bufs[pb].dims[d] = ba->reg[pb].ext[d];
         rhs = relocate(a, rhs, pb, &ba->reg[pb]);
         if (!rhs)
             return nomem(cx);
+        for (int q = 0; q < nval; q++)
+            if (readers[q] != i &&
+                !(ba->nest[readers[q]] = relocate_nest(a, ba->nest[readers[q]], pb, &ba->reg[pb])))
+                return nomem(cx);
     }
+    ba->rhs[i] = rhs;
     if (ps->red != RED_NONE)
         rhs = combine(a, ps->red, t->dt, expr_load(a, t->dt, ps->out, ps->nspatial, idx), rhs);
     LStmt *body = ls_store(a, ps->out, ps->nspatial, idx, rhs);
@@ -583,9 +671,25 @@ static int build_stmt(BuildAll *ba, int i, LStmt **out)
     return KILN_OK;
 }
 
+/* Puts `prod` (allocating buf) in front of `body`, but after the producers
+ * already placed there (program order: a panel packed at D.jb comes before
+ * the tile at D.jb that reads it). */
+static LStmt *put_first(Arena *a, LStmt *body, LStmt *prod, int buf, const bool *placed)
+{
+    if (body && body->kind == LS_ALLOC && placed[body->u.alloc.buf] &&
+        body->u.alloc.body->kind == LS_BLOCK && body->u.alloc.body->u.block.n == 2) {
+        LStmt *two[2] = {body->u.alloc.body->u.block.s[0],
+                         put_first(a, body->u.alloc.body->u.block.s[1], prod, buf, placed)};
+        return ls_alloc(a, body->u.alloc.buf, ls_block(a, 2, two));
+    }
+    LStmt *two[2] = {prod, body};
+    return ls_alloc(a, buf, ls_block(a, 2, two));
+}
+
 /* Puts `prod` (allocating buf) at the start of the body of the loop over
  * var v inside s; *done tells whether the loop was found. */
-static LStmt *insert_at(Arena *a, LStmt *s, const Var *v, LStmt *prod, int buf, bool *done)
+static LStmt *insert_at(Arena *a, LStmt *s, const Var *v, LStmt *prod, int buf, const bool *placed,
+                        bool *done)
 {
     if (!s || *done)
         return s;
@@ -593,11 +697,10 @@ static LStmt *insert_at(Arena *a, LStmt *s, const Var *v, LStmt *prod, int buf, 
     case LS_FOR: {
         if (s->u.loop.var == v) {
             *done = true;
-            LStmt *two[2] = {prod, s->u.loop.body};
             return ls_for(a, s->u.loop.var, s->u.loop.extent, s->u.loop.kind,
-                          ls_alloc(a, buf, ls_block(a, 2, two)));
+                          put_first(a, s->u.loop.body, prod, buf, placed));
         }
-        LStmt *b = insert_at(a, s->u.loop.body, v, prod, buf, done);
+        LStmt *b = insert_at(a, s->u.loop.body, v, prod, buf, placed, done);
         return b == s->u.loop.body ? s
                                    : ls_for(a, s->u.loop.var, s->u.loop.extent, s->u.loop.kind, b);
     }
@@ -606,28 +709,30 @@ static LStmt *insert_at(Arena *a, LStmt *s, const Var *v, LStmt *prod, int buf, 
         if (!el)
             return NULL;
         for (int i = 0; i < s->u.block.n; i++)
-            el[i] = insert_at(a, s->u.block.s[i], v, prod, buf, done);
+            el[i] = insert_at(a, s->u.block.s[i], v, prod, buf, placed, done);
         return ls_block(a, s->u.block.n, el);
     }
     case LS_IF: {
-        LStmt *t = insert_at(a, s->u.cond.then_s, v, prod, buf, done);
-        LStmt *f = insert_at(a, s->u.cond.else_s, v, prod, buf, done);
+        LStmt *t = insert_at(a, s->u.cond.then_s, v, prod, buf, placed, done);
+        LStmt *f = insert_at(a, s->u.cond.else_s, v, prod, buf, placed, done);
         return ls_if(a, s->u.cond.cond, t, f);
     }
     case LS_ALLOC:
-        return ls_alloc(a, s->u.alloc.buf, insert_at(a, s->u.alloc.body, v, prod, buf, done));
+        return ls_alloc(a, s->u.alloc.buf,
+                        insert_at(a, s->u.alloc.body, v, prod, buf, placed, done));
     case LS_STORE:
         return s;
     }
     return s;
 }
 
-/* Statement indices reading buffer t (after inlining), other than `but`. */
-static int other_reader(const BuildAll *ba, int t, int but)
+/* A statement reading buffer t (after inlining), other than `but` (only
+ * `only` is looked at when it is >= 0); -1 when there is none. */
+static int other_reader(const BuildAll *ba, int t, int but, int only)
 {
     const LowerCtx *cx = ba->cx;
     for (int k = 0; k < cx->p->nstmts; k++) {
-        if (k == but || cx->s->st[k].inlined)
+        if (k == but || cx->s->st[k].inlined || (only >= 0 && k != only))
             continue;
         Expr *loads[1];
         int n = 0;
@@ -652,8 +757,12 @@ int lower_build(const LowerCtx *cx, const LFunc *in, LFunc **out)
                    {cx, arena_alloc(a, sizeof(Expr *) * (size_t)(p->nstmts + 1))},
                    arena_alloc(a, sizeof(Region) * (size_t)(p->ntensors + 1)),
                    arena_alloc(a, sizeof(Var **) * (size_t)(p->nstmts + 1)),
-                   nests};
-    if (!f || !nests || !top || !bufs || !ba.in.full || !ba.reg || !ba.leafvar)
+                   nests,
+                   arena_alloc(a, sizeof(int) * (size_t)(p->nstmts + 1)),
+                   arena_alloc(a, sizeof(Expr *) * (size_t)(p->nstmts + 1)),
+                   arena_alloc(a, sizeof(bool) * (size_t)(p->ntensors + 1))};
+    if (!f || !nests || !top || !bufs || !ba.in.full || !ba.reg || !ba.leafvar || !ba.last ||
+        !ba.rhs || !ba.placed)
         return nomem(cx);
     f->bufs = bufs;
     f->name = p->name;
@@ -682,11 +791,39 @@ int lower_build(const LowerCtx *cx, const LFunc *in, LFunc **out)
             return ir_error(cx->e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
                             "'%s' is computed at a loop of a statement that no longer has loops",
                             tn);
-        int o = other_reader(&ba, p->stmts[i].out, c);
-        if (o >= 0)
-            return ir_error(cx->e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
-                            "'%s' is computed at a loop of '%s', but '%s' reads it too", tn,
-                            p->tensors[p->stmts[c].out].name, p->tensors[p->stmts[o].out].name);
+        /* Every reader is c itself, or a statement computed (through a
+         * chain of compute_at) inside the target loop of c. */
+        ba.last[i] = c;
+        int first = -1;
+        for (int r = i + 1; r < p->nstmts; r++) {
+            if (cx->s->st[r].inlined || other_reader(&ba, p->stmts[i].out, -1, r) != r)
+                continue;
+            first = first < 0 ? r : first;
+            int h = r, via = -1;
+            for (int n = 0; h != c && cx->s->st[h].at && n < p->nstmts; n++) {
+                via = h;
+                h = cx->s->st[h].at_stmt;
+            }
+            int pt = -1, pv = -1;
+            for (int k = 0; k < cx->s->st[c].norder; k++) {
+                pt = cx->s->st[c].order[k] == st->at_loop ? k : pt;
+                pv = via >= 0 && cx->s->st[c].order[k] == cx->s->st[via].at_loop ? k : pv;
+            }
+            if (h == c && via >= 0 && pt >= 0 && pv >= 0 && pv < pt)
+                return ir_error(cx->e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
+                                "'%s' is computed at %s.%s, but '%s', which reads it, is "
+                                "computed outside that loop (at %s.%s)",
+                                tn, p->tensors[p->stmts[c].out].name,
+                                cx->s->st[c].loops[st->at_loop].name,
+                                p->tensors[p->stmts[r].out].name, p->tensors[p->stmts[c].out].name,
+                                cx->s->st[c].loops[cx->s->st[via].at_loop].name);
+            if (h != c || (via >= 0 && (pt < 0 || pv < pt)))
+                return ir_error(cx->e, KILN_ESCHEDULE, NULL, (Loc){0, 0},
+                                "'%s' is computed at a loop of '%s', but '%s' reads it too", tn,
+                                p->tensors[p->stmts[c].out].name, p->tensors[p->stmts[r].out].name);
+        }
+        if (first >= 0)
+            ba.last[i] = first;
     }
     /* Consumers before producers: a computed-at statement's region comes
      * from its consumer's loads. */
@@ -711,11 +848,12 @@ int lower_build(const LowerCtx *cx, const LFunc *in, LFunc **out)
         }
         bool done = false;
         int c = st->at_stmt;
-        nests[c] =
-            insert_at(a, nests[c], ba.leafvar[c][st->at_loop], nests[i], p->stmts[i].out, &done);
+        nests[c] = insert_at(a, nests[c], ba.leafvar[c][st->at_loop], nests[i], p->stmts[i].out,
+                             ba.placed, &done);
         if (!nests[c])
             return nomem(cx);
         IR_ASSERT(done);
+        ba.placed[p->stmts[i].out] = true;
     }
     f->body = ls_block(a, n, top);
     if (!f->body)
