@@ -439,6 +439,26 @@ bool expr_equal(const Expr *x, const Expr *y)
     }
 }
 
+const Expr *expr_first_load(const Expr *e, int buf)
+{
+    if (!e || e->kind == EXPR_INT || e->kind == EXPR_FLOAT || e->kind == EXPR_VAR)
+        return NULL;
+    if (e->kind == EXPR_LOAD) {
+        if (e->u.load.buf == buf)
+            return e;
+        for (int i = 0; i < e->u.load.n; i++) {
+            const Expr *l = expr_first_load(e->u.load.idx[i], buf);
+            if (l)
+                return l;
+        }
+        return NULL;
+    }
+    const Expr *l = expr_first_load(e->u.op.a, buf);
+    if (!l)
+        l = expr_first_load(e->u.op.b, buf);
+    return l ? l : expr_first_load(e->u.op.c, buf);
+}
+
 bool expr_uses_var(const Expr *e, const Var *v)
 {
     if (!e)

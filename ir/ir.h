@@ -148,6 +148,9 @@ Expr *expr_subst(Arena *a, Expr *e, int n, Var *const *from, Expr *const *to);
 bool expr_equal(const Expr *x, const Expr *y);
 /* Does e mention var v? */
 bool expr_uses_var(const Expr *e, const Var *v);
+/* The first load of buffer buf in e (a load before its indices, operands
+ * left to right), or NULL. */
+const Expr *expr_first_load(const Expr *e, int buf);
 
 /* Printing (for show/debug/golden tests).  buf names are resolved through
  * the callback; pass NULL to print "b<index>". */

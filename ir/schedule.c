@@ -984,27 +984,6 @@ static bool reads_direct(const Expr *x, int t)
     }
 }
 
-/* The first load of tensor t in x (for naming the copy's variables). */
-static const Expr *first_load(const Expr *x, int t)
-{
-    if (!x || x->kind == EXPR_INT || x->kind == EXPR_FLOAT || x->kind == EXPR_VAR)
-        return NULL;
-    if (x->kind == EXPR_LOAD) {
-        if (x->u.load.buf == t)
-            return x;
-        for (int i = 0; i < x->u.load.n; i++) {
-            const Expr *r = first_load(x->u.load.idx[i], t);
-            if (r)
-                return r;
-        }
-        return NULL;
-    }
-    const Expr *r = first_load(x->u.op.a, t);
-    if (!r)
-        r = first_load(x->u.op.b, t);
-    return r ? r : first_load(x->u.op.c, t);
-}
-
 int sched_compute_at(Schedule *s, int stmt, int consumer, int loop, kiln_error *e)
 {
     s->err_arg = -1;
@@ -1167,7 +1146,7 @@ int sched_cache_read(Schedule *s, int tensor, int consumer, const char *name, in
         rw.nt->dims[k] = t->dims[perm[k]];
     /* The copy: nm[v_perm...] = t[v0, v1, ...]; its vars are named after
      * the consumer's plain index vars where there are such. */
-    const Expr *fl = first_load(cs->rhs, tensor);
+    const Expr *fl = expr_first_load(cs->rhs, tensor);
     Var **vars = arena_alloc(a, sizeof(Var *) * (size_t)t->ndim);
     Expr *src[IR_MAX_DIMS];
     if (!vars)

@@ -124,27 +124,6 @@ static int at_consumer(const Program *p, int si)
     return c;
 }
 
-/* The first load of tensor t in e, or NULL. */
-static const Expr *first_load_of(const Expr *e, int t)
-{
-    if (!e || e->kind == EXPR_INT || e->kind == EXPR_FLOAT || e->kind == EXPR_VAR)
-        return NULL;
-    if (e->kind == EXPR_LOAD) {
-        if (e->u.load.buf == t)
-            return e;
-        for (int i = 0; i < e->u.load.n; i++) {
-            const Expr *l = first_load_of(e->u.load.idx[i], t);
-            if (l)
-                return l;
-        }
-        return NULL;
-    }
-    const Expr *l = first_load_of(e->u.op.a, t);
-    if (!l)
-        l = first_load_of(e->u.op.b, t);
-    return l ? l : first_load_of(e->u.op.c, t);
-}
-
 /* The input a reduction streams along its vector loop and re-reads across
  * other loops (B of a matmul, the image of a convolution): its last index
  * uses the innermost spatial var and some index uses a reduction var.
@@ -159,7 +138,7 @@ static int pack_candidate(const Program *p, int si)
     for (int t = 0; t < p->ntensors; t++) {
         if (p->tensors[t].kind != T_INPUT || p->tensors[t].ndim < 2)
             continue;
-        const Expr *l = first_load_of(st->rhs, t);
+        const Expr *l = expr_first_load(st->rhs, t);
         if (!l || !expr_uses_var(l->u.load.idx[l->u.load.n - 1], inner))
             continue;
         for (int v = st->nspatial; v < st->nvars; v++)
@@ -504,7 +483,7 @@ static void stmt_space(StrBuf *sb, const Program *p, int si, Arena *a, const int
         for (int v = st->nspatial; v < st->nvars; v++)
             if (sp.plan[v].name[0])
                 r0 = sp.plan[v].name[0];
-        const Expr *l = first_load_of(st->rhs, alt.pack);
+        const Expr *l = expr_first_load(st->rhs, alt.pack);
         const Expr *li = l ? l->u.load.idx[l->u.load.n - 1] : NULL;
         pk = arena_printf(a, "%s_%s", p->tensors[alt.pack].name, T);
         /* cache_read names the copy's loops after plain index vars, else dN */
