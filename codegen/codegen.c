@@ -394,28 +394,6 @@ static bool has_load(const Expr *e)
     }
 }
 
-static bool expr_reads_buf(const Expr *e, int buf)
-{
-    if (!e)
-        return false;
-    switch (e->kind) {
-    case EXPR_INT:
-    case EXPR_FLOAT:
-    case EXPR_VAR:
-        return false;
-    case EXPR_LOAD:
-        if (e->u.load.buf == buf)
-            return true;
-        for (int i = 0; i < e->u.load.n; i++)
-            if (expr_reads_buf(e->u.load.idx[i], buf))
-                return true;
-        return false;
-    default:
-        return expr_reads_buf(e->u.op.a, buf) || expr_reads_buf(e->u.op.b, buf) ||
-               expr_reads_buf(e->u.op.c, buf);
-    }
-}
-
 /* Coefficient of v in e when e is affine in v with a constant coefficient
  * (the stride of an index along the vector lanes); false otherwise. */
 static bool lin_coef(const Expr *e, const Var *v, int64_t *c)
@@ -552,7 +530,7 @@ static bool match_reduce(Cg *cg, const LStmt *s, Reduce *r)
         const Expr *l = side ? v->u.op.b : v->u.op.a, *o = side ? v->u.op.a : v->u.op.b;
         if (l->kind == EXPR_LOAD && l->u.load.buf == s->u.store.buf &&
             expr_equal(flat_index(cg, l->u.load.n, l->u.load.idx), idx) &&
-            !expr_reads_buf(o, s->u.store.buf) && l->dt == v->dt && o->dt == v->dt) {
+            !expr_reads(o, s->u.store.buf) && l->dt == v->dt && o->dt == v->dt) {
             *r = (Reduce){v->kind, l, o, side == 0};
             return true;
         }

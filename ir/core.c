@@ -459,6 +459,11 @@ const Expr *expr_first_load(const Expr *e, int buf)
     return l ? l : expr_first_load(e->u.op.c, buf);
 }
 
+bool expr_reads(const Expr *e, int buf)
+{
+    return expr_first_load(e, buf) != NULL;
+}
+
 bool expr_uses_var(const Expr *e, const Var *v)
 {
     if (!e)

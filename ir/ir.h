@@ -151,6 +151,8 @@ bool expr_uses_var(const Expr *e, const Var *v);
 /* The first load of buffer buf in e (a load before its indices, operands
  * left to right), or NULL. */
 const Expr *expr_first_load(const Expr *e, int buf);
+/* Does e load from buffer buf (anywhere, indices included)? */
+bool expr_reads(const Expr *e, int buf);
 
 /* Printing (for show/debug/golden tests).  buf names are resolved through
  * the callback; pass NULL to print "b<index>". */

@@ -144,22 +144,6 @@ static void random_annotations(Schedule *s, int stmt, uint64_t *rng)
     }
 }
 
-/* Reads statement i's right-hand side tensor t directly? */
-static bool reads_tensor(const Expr *x, int t)
-{
-    if (!x || x->kind == EXPR_INT || x->kind == EXPR_FLOAT || x->kind == EXPR_VAR)
-        return false;
-    if (x->kind == EXPR_LOAD) {
-        if (x->u.load.buf == t)
-            return true;
-        for (int i = 0; i < x->u.load.n; i++)
-            if (reads_tensor(x->u.load.idx[i], t))
-                return true;
-        return false;
-    }
-    return reads_tensor(x->u.op.a, t) || reads_tensor(x->u.op.b, t) || reads_tensor(x->u.op.c, t);
-}
-
 /* cache_write / rfactor of reductions and cache_read of their operands:
  * these rewrite statements, so they come before any loop scheduling.
  * Statements are found by the tensor they write, since indices shift. */
@@ -183,7 +167,7 @@ static void random_caches(Schedule *s, const Program *orig, uint64_t *rng)
         p = sched_prog(s);
         w = p->tensors[ti].writer;
         for (int t = 0; t < orig->ntensors; t++) {
-            if (!reads_tensor(p->stmts[w].rhs, t) || !chance(rng, 15))
+            if (!expr_reads(p->stmts[w].rhs, t) || !chance(rng, 15))
                 continue;
             int perm[IR_MAX_DIMS], n = p->tensors[t].ndim;
             for (int k = 0; k < n; k++)

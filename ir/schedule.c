@@ -275,6 +275,29 @@ static int stray_reader(const Schedule *s, int t, int host, int loop, int *nread
 }
 
 /* ------------------------------------------------------ construction */
+/* A fresh StmtSched for statement ps (the identity schedule). */
+static bool fresh_sched(Schedule *s, const Stmt *ps, StmtSched *st)
+{
+    memset(st, 0, sizeof *st);
+    st->cap = ps->nvars + 8;
+    st->loops = arena_alloc(s->arena, sizeof(SLoop) * (size_t)st->cap);
+    st->order = arena_alloc(s->arena, sizeof(int) * (size_t)(ps->nvars ? ps->nvars : 1));
+    if (!st->loops || !st->order)
+        return false;
+    for (int v = 0; v < ps->nvars; v++) {
+        SLoop *l = &st->loops[v];
+        l->name = ps->vars[v]->name;
+        l->extent = ps->vars[v]->extent;
+        l->reduce = v >= ps->nspatial;
+        l->leaf = true;
+        l->kind = LOOP_SERIAL;
+        l->orig = ps->vars[v];
+        st->order[v] = v;
+    }
+    st->nloops = st->norder = ps->nvars;
+    return true;
+}
+
 Schedule *sched_new(const Program *p)
 {
     Arena *a = arena_new();
@@ -291,26 +314,9 @@ Schedule *sched_new(const Program *p)
     s->st = arena_alloc(a, sizeof(StmtSched) * (size_t)(p->nstmts ? p->nstmts : 1));
     if (!s->st)
         goto oom;
-    for (int i = 0; i < p->nstmts; i++) {
-        const Stmt *ps = &p->stmts[i];
-        StmtSched *st = &s->st[i];
-        st->cap = ps->nvars + 8;
-        st->loops = arena_alloc(a, sizeof(SLoop) * (size_t)st->cap);
-        st->order = arena_alloc(a, sizeof(int) * (size_t)(ps->nvars ? ps->nvars : 1));
-        if (!st->loops || !st->order)
+    for (int i = 0; i < p->nstmts; i++)
+        if (!fresh_sched(s, &p->stmts[i], &s->st[i]))
             goto oom;
-        for (int v = 0; v < ps->nvars; v++) {
-            SLoop *l = &st->loops[v];
-            l->name = ps->vars[v]->name;
-            l->extent = ps->vars[v]->extent;
-            l->reduce = v >= ps->nspatial;
-            l->leaf = true;
-            l->kind = LOOP_SERIAL;
-            l->orig = ps->vars[v];
-            st->order[v] = v;
-        }
-        st->nloops = st->norder = ps->nvars;
-    }
     return s;
 oom:
     arena_free(a);
@@ -841,29 +847,6 @@ static bool unscheduled(const Schedule *s, int stmt)
     return true;
 }
 
-/* A fresh StmtSched for statement ps (the identity schedule). */
-static bool fresh_sched(Schedule *s, const Stmt *ps, StmtSched *st)
-{
-    memset(st, 0, sizeof *st);
-    st->cap = ps->nvars + 8;
-    st->loops = arena_alloc(s->arena, sizeof(SLoop) * (size_t)st->cap);
-    st->order = arena_alloc(s->arena, sizeof(int) * (size_t)(ps->nvars ? ps->nvars : 1));
-    if (!st->loops || !st->order)
-        return false;
-    for (int v = 0; v < ps->nvars; v++) {
-        SLoop *l = &st->loops[v];
-        l->name = ps->vars[v]->name;
-        l->extent = ps->vars[v]->extent;
-        l->reduce = v >= ps->nspatial;
-        l->leaf = true;
-        l->kind = LOOP_SERIAL;
-        l->orig = ps->vars[v];
-        st->order[v] = v;
-    }
-    st->nloops = st->norder = ps->nvars;
-    return true;
-}
-
 /* Builds the rewritten program with one new temp (appended; its
  * `writer` = at) and one new statement inserted at index `at` (later
  * statements shift by one; writers follow).  Also a new st[] array with
@@ -959,28 +942,6 @@ static Expr *swap_loads(Arena *a, Expr *x, int from, int to, int n, const int *p
         }
         return r;
     }
-    }
-}
-
-static bool reads_direct(const Expr *x, int t)
-{
-    if (!x)
-        return false;
-    switch (x->kind) {
-    case EXPR_INT:
-    case EXPR_FLOAT:
-    case EXPR_VAR:
-        return false;
-    case EXPR_LOAD:
-        if (x->u.load.buf == t)
-            return true;
-        for (int i = 0; i < x->u.load.n; i++)
-            if (reads_direct(x->u.load.idx[i], t))
-                return true;
-        return false;
-    default:
-        return reads_direct(x->u.op.a, t) || reads_direct(x->u.op.b, t) ||
-               reads_direct(x->u.op.c, t);
     }
 }
 
@@ -1104,7 +1065,7 @@ int sched_cache_read(Schedule *s, int tensor, int consumer, const char *name, in
     const char *cn = o->tensors[cs->out].name;
     if (s->st[consumer].inlined)
         return fail(s, e, 1, "cannot cache_read for '%s': it is inlined", cn);
-    if (!reads_direct(cs->rhs, tensor))
+    if (!expr_reads(cs->rhs, tensor))
         return fail(s, e, 0, "cannot cache_read '%s' for '%s': '%s' does not read it", t->name, cn,
                     cn);
     if (t->ndim == 0)

@@ -74,29 +74,12 @@ static bool has_tensor(const Program *p, const char *name)
     return false;
 }
 
-static bool reads(const Expr *e, int buf)
-{
-    if (!e)
-        return false;
-    if (e->kind == EXPR_LOAD) {
-        if (e->u.load.buf == buf)
-            return true;
-        for (int i = 0; i < e->u.load.n; i++)
-            if (reads(e->u.load.idx[i], buf))
-                return true;
-        return false;
-    }
-    if (e->kind == EXPR_INT || e->kind == EXPR_FLOAT || e->kind == EXPR_VAR)
-        return false;
-    return reads(e->u.op.a, buf) || reads(e->u.op.b, buf) || reads(e->u.op.c, buf);
-}
-
 /* The only statement reading tensor t, or -1 (none or several). */
 static int sole_consumer(const Program *p, int t)
 {
     int c = -1;
     for (int i = 0; i < p->nstmts; i++)
-        if (reads(p->stmts[i].rhs, t)) {
+        if (expr_reads(p->stmts[i].rhs, t)) {
             if (c >= 0)
                 return -1;
             c = i;
