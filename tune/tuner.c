@@ -83,17 +83,16 @@ int kiln_schedule_apply_trace(kiln_schedule *ks, const char *text, const char *f
 
 /* The workload's target: the host CPU and the thread count its kernels
  * run with (the best schedule for 1 thread is seldom the best for 2), or
- * the CPU alone (threads 0: the key of databases older than that). */
-static char *target_for(int threads)
+ * the CPU alone (threads 0: the key of databases older than that).
+ * cpu: cg_host_cpu()'s string. */
+static char *target_for(const char *cpu, int threads)
 {
-    char *cpu = cg_host_cpu();
-    if (!cpu || threads <= 0)
-        return cpu;
     size_t n = strlen(cpu) + 32;
     char *t = malloc(n);
-    if (t)
+    if (t && threads > 0)
         snprintf(t, n, "%s threads=%d", cpu, threads);
-    free(cpu);
+    else if (t)
+        memcpy(t, cpu, strlen(cpu) + 1);
     return t;
 }
 
@@ -766,7 +765,10 @@ int kiln_tune(const kiln_program *kp, const kiln_tune_options *opts, kiln_tune_r
     if ((rc = tune_db_open(T.o.db_path, &T.db, e)))
         goto done;
     char *canon = ir_program_canonical(T.p);
-    char *target = target_for(T.o.threads > 0 ? T.o.threads : kiln_rt_get_num_threads());
+    char *cpu = cg_host_cpu();
+    char *target =
+        cpu ? target_for(cpu, T.o.threads > 0 ? T.o.threads : kiln_rt_get_num_threads()) : NULL;
+    free(cpu);
     if (!canon || !target)
         rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
     else
@@ -941,8 +943,12 @@ static int find_workload(TuneDb *db, const kiln_program *kp, int threads, int64_
                          kiln_error *e)
 {
     char *canon = ir_program_canonical(tune_program_of(kp));
-    if (!canon)
+    char *cpu = cg_host_cpu(); /* once: up to 257 counts are probed */
+    if (!canon || !cpu) {
+        free(canon);
+        free(cpu);
         return ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
+    }
     int rc = KILN_OK;
     *wl = 0;
     int order[2 * 256 + 2], n = 0;
@@ -955,7 +961,7 @@ static int find_workload(TuneDb *db, const kiln_program *kp, int threads, int64_
     }
     order[n++] = 0;
     for (int i = 0; i < n && !*wl && !rc; i++) {
-        char *target = target_for(order[i]);
+        char *target = target_for(cpu, order[i]);
         if (!target) {
             rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
             break;
@@ -966,6 +972,7 @@ static int find_workload(TuneDb *db, const kiln_program *kp, int threads, int64_
         free(target);
     }
     free(canon);
+    free(cpu);
     return rc;
 }
 
@@ -986,8 +993,7 @@ int kiln_db_best_schedule(const char *db_path, const kiln_program *kp, kiln_sche
     TuneRecord r;
     memset(&r, 0, sizeof r);
     if (!(rc = find_workload(db, kp, kiln_rt_get_num_threads(), &wl, e)) && wl &&
-        !(rc = tune_db_best(db, wl, true, &r, e)) &&
-        r.id) {
+        !(rc = tune_db_best(db, wl, true, &r, e)) && r.id) {
         kiln_schedule *s = kiln_schedule_new(kp);
         if (!s)
             rc = ir_error(e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
@@ -1017,9 +1023,9 @@ int kiln_db_list(const char *db_path, FILE *out, kiln_error *e)
                 "failed", "best_ms", "GFLOP/s", "hash");
         for (int i = 0; i < n; i++) {
             const char *t = w[i].target ? strstr(w[i].target, " threads=") : NULL;
-            fprintf(out, "%-24s %8s %8lld %8lld %12.6f %12.3f  %.12s\n", w[i].name,
-                    t ? t + 9 : "-", (long long)w[i].nrecords, (long long)w[i].nfailed,
-                    w[i].best_ms, w[i].best_gflops, w[i].hash);
+            fprintf(out, "%-24s %8s %8lld %8lld %12.6f %12.3f  %.12s\n", w[i].name, t ? t + 9 : "-",
+                    (long long)w[i].nrecords, (long long)w[i].nfailed, w[i].best_ms,
+                    w[i].best_gflops, w[i].hash);
         }
     }
     tune_workloads_free(w, n);
