@@ -19,6 +19,10 @@
  * adds how often two single repeats of the same records agree on the
  * order (a ceiling set by the timing noise).
  *
+ * `-pool` scores the records of all the databases given as one set: the
+ * same workload tuned by several runs (seeds, strategies), interleaved
+ * run by run, a schedule measured twice counted once; k-fold as above.
+ *
  * `-program FILE.yaml [-param NAME=V]...` recomputes every record's
  * feature rows from its trace with this build's feature extractor, so a
  * changed extractor can be judged on old measurements.  Diagnostics:
@@ -26,7 +30,7 @@
  * on the trace's sampled decisions instead of feature rows (how much the
  * schedule's own parameters tell), `-dump` prints every held-out record.
  *
- * Usage: tune_acc [-k K] [-tol T] [-label min|median] [-noise] [-rank]
+ * Usage: tune_acc [-k K] [-pool] [-tol T] [-label min|median] [-noise] [-rank]
  *                 [-depth D] [-rounds R] [-eta E] [-roofline] [-decisions] [-dump]
  *                 [-program FILE [-param N=V]...] DB...
  * Prints "name n_train n_test accuracy accuracy_beyond_tol" per workload. */
@@ -227,13 +231,84 @@ static double repeat_agreement(const TuneRecord *r, int n, int a, int b)
     return acc;
 }
 
+/* Whether one of r[0..n) has this schedule: a schedule measured by two
+ * runs is one candidate (held out or trained on, never both). */
+static bool seen(const TuneRecord *r, int n, const char *trace)
+{
+    for (int i = 0; i < n; i++)
+        if (r[i].trace && trace && !strcmp(r[i].trace, trace))
+            return true;
+    return false;
+}
+
+/* Prints one line for the workloads of the databases pooled: every record
+ * of the first workload of each database (the same workload measured by
+ * several runs, e.g. seeds), interleaved run by run so each fold holds a
+ * share of every run, then k-fold as for one database. */
+static int pooled(const kiln_xgb_options *xo, int folds, bool noise, const kiln_program *prog,
+                  int ndb, char **paths)
+{
+    kiln_error e;
+    kiln_error_clear(&e);
+    TuneRecord *all = NULL, **per = calloc((size_t)ndb, sizeof *per);
+    int *cnt = calloc((size_t)ndb, sizeof *cnt), total = 0, most = 0, rc = 0;
+    char name[128] = "?";
+    for (int d = 0; per && cnt && d < ndb && !rc; d++) {
+        TuneDb *db;
+        TuneWorkloadInfo *w = NULL;
+        int nw = 0;
+        if (tune_db_open(paths[d], &db, &e))
+            return fprintf(stderr, "%s\n", e.msg), 1;
+        if (!tune_db_workloads(db, &w, &nw, &e) && nw > 0) {
+            snprintf(name, sizeof name, "%s", w[0].name);
+            rc = tune_db_records(db, w[0].id, &per[d], &cnt[d], &e);
+        }
+        tune_workloads_free(w, nw);
+        tune_db_close(db);
+        total += cnt[d];
+        most = cnt[d] > most ? cnt[d] : most;
+    }
+    if (rc || !(all = calloc((size_t)total + 1, sizeof *all)))
+        return fprintf(stderr, "tune_acc: %s\n", rc ? e.msg : "out of memory"), 1;
+    int n = 0;
+    for (int k = 0; k < most; k++)
+        for (int d = 0; d < ndb; d++)
+            if (k < cnt[d] && !seen(all, n, per[d][k].trace)) {
+                all[n++] = per[d][k]; /* moves the record: its memory now belongs to all */
+                memset(&per[d][k], 0, sizeof per[d][k]);
+            }
+    for (int k = 0; prog && k < n; k++)
+        if (refeaturise(prog, &all[k], &e)) {
+            fprintf(stderr, "tune_acc: record %d: %s\n", k, e.msg);
+            kiln_error_clear(&e);
+        }
+    if (folds < 2)
+        folds = 5;
+    double acc[2] = {0, 0}, f[2];
+    for (int k = 0; k < folds; k++) {
+        fold_acc(xo, all, n, n * k / folds, n * (k + 1) / folds, f);
+        acc[0] += f[0] / folds;
+        acc[1] += f[1] / folds;
+    }
+    printf("%s %d %d %.3f %.3f", name, n - n / folds, n / folds, acc[0], acc[1]);
+    if (noise)
+        printf(" repeats agree %.3f", repeat_agreement(all, n, 0, 1));
+    printf("\n");
+    for (int d = 0; d < ndb; d++)
+        tune_records_free(per[d], cnt[d]);
+    tune_records_free(all, n);
+    free(per);
+    free(cnt);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     kiln_xgb_options xo;
     memset(&xo, 0, sizeof xo);
     xo.warmup_samples = 1;
     int folds = 0, a = 1, np = 0;
-    bool noise = false;
+    bool noise = false, pool = false;
     const char *program = NULL;
     const char *pnames[16];
     long long pvals[16];
@@ -248,6 +323,8 @@ int main(int argc, char **argv)
             dec_rows = 48;
         else if (!strcmp(argv[a], "-noise"))
             noise = true;
+        else if (!strcmp(argv[a], "-pool"))
+            pool = true;
         else if (a + 1 < argc && !strcmp(argv[a], "-label"))
             label_median = !strcmp(argv[++a], "median");
         else if (a + 1 < argc && !strcmp(argv[a], "-k"))
@@ -273,7 +350,7 @@ int main(int argc, char **argv)
             return fprintf(stderr, "tune_acc: unknown option %s\n", argv[a]), 2;
     }
     if (a >= argc)
-        return fprintf(stderr, "usage: tune_acc [-k K] [-tol T] [-label min|median] [-noise] "
+        return fprintf(stderr, "usage: tune_acc [-k K] [-pool] [-tol T] [-label min|median] [-noise] "
                                "[-rank] [-depth D] [-rounds R] [-eta E] [-roofline] "
                                "[-decisions] [-dump] [-program FILE [-param N=V]...] DB...\n"),
                2;
@@ -282,6 +359,8 @@ int main(int argc, char **argv)
     kiln_error_clear(&e);
     if (program && kiln_program_parse_file_params(program, np, pnames, pvals, &prog, &e))
         return fprintf(stderr, "%s: %s\n", program, e.msg), 1;
+    if (pool)
+        return pooled(&xo, folds, noise, prog, argc - a, argv + a);
     for (; a < argc; a++) {
         TuneDb *db;
         if (tune_db_open(argv[a], &db, &e))

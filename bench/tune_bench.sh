@@ -4,7 +4,8 @@
 # against trials (CSV per workload, one PNG of all three via gnuplot), the
 # best at 64/128/256 trials, the trials each strategy needs to reach 90 % of
 # the best speed found, the model's pairwise accuracy on held-out measured
-# candidates (5-fold over each random-search database), the search's
+# candidates (5-fold over each random-search database, and over all the
+# workload's records pooled), the search's
 # scoring rate (candidates featurised and predicted per second), the
 # trials per second and where the tuner's time went.
 #
@@ -81,6 +82,11 @@ for wl in $workloads; do
     accs="$accs $("$out/tune_acc" -k 5 "$out/$wl-random-$seed.db" | awk '{ print $4 }')"
   done
   echo "$wl pairwise accuracy (5-fold, random-search records, per seed):$accs" | tee -a "$summary"
+  # every record this benchmark measured for the workload (both strategies,
+  # all seeds: what a database holds after a few tuning runs), 5-fold
+  echo "$wl pairwise accuracy (5-fold, all $(ls "$out/$wl"-*-*.db | wc -l) runs' records pooled):" \
+    "$("$out/tune_acc" -pool -k 5 "$out/$wl"-*-*.db | awk '{ printf "%s (%d train, %d held out per fold)", $4, $2, $3 }')" |
+    tee -a "$summary"
   echo "$wl scoring rate (candidates/s, guided runs): $(grep -ho '"score_rate": [0-9]*' "$out/$wl"-evolutionary-*.json | awk '{ printf "%s ", $2 }')" |
     tee -a "$summary"
   for strat in evolutionary random; do
