@@ -20,6 +20,7 @@ typedef struct SearchCand {
     int nrows;
     double score;  /* filled by search_predict */
     double gflops; /* measured (0: not measured or failed) */
+    int reg_class; /* tuner: register-tile class of the rows when measured */
 } SearchCand;
 
 int search_cand_init(SearchCand *c, const TraceProg *t, const TDec *dec); /* dec may be NULL */

@@ -138,6 +138,24 @@ static int add_space(Tuner *T, TraceProg *t)
     return KILN_OK;
 }
 
+/* The register-tile class of a candidate's feature rows: log2 of the
+ * most vector registers a straight-line body keeps live (0: 1 register,
+ * ... 5: 32 or more, which spills).  Tiles of 16 accumulators are what
+ * expert kernels use and what a model trained on smaller ones rates
+ * worst (trees do not extrapolate), so the class is part of a structure. */
+static int reg_class(const float *rows, int nrows)
+{
+    double most = 0;
+    for (int r = 0; rows && r < nrows; r++) {
+        double v = tune_unslog(rows[(size_t)r * TUNE_FEAT_LEN + KILN_FEAT_REG_VECS]);
+        most = v > most ? v : most;
+    }
+    int c = 0;
+    while (c < 5 && most >= (double)(2 << c))
+        c++;
+    return c;
+}
+
 static int add_measured(Tuner *T, const SearchCand *c, double gflops)
 {
     if (T->nmeasured == T->capmeasured) {
@@ -153,6 +171,7 @@ static int add_measured(Tuner *T, const SearchCand *c, double gflops)
         return KILN_ENOMEM;
     m->gflops = gflops;
     m->hash = c->hash;
+    m->reg_class = c->rows ? reg_class(c->rows, c->nrows) : c->reg_class;
     T->nmeasured++;
     return KILN_OK;
 }
@@ -308,6 +327,8 @@ static int resume(Tuner *T, kiln_error *e)
             memcpy(first, recs[i].trace_hash, 16);
             first[16] = 0;
             c.hash = strtoull(first, NULL, 16);
+            if (recs[i].ncols == TUNE_FEAT_LEN)
+                c.reg_class = reg_class(recs[i].features, recs[i].nrows);
             add_measured(T, &c, recs[i].gflops);
             search_cand_fini(&c);
         }
@@ -440,8 +461,9 @@ static int score(Tuner *T, SearchCand *c, int n, bool predict, kiln_error *e)
 
 /* A candidate's structure (a "sketch" in Ansor's terms): the values of
  * the categoricals that guard lines (inline, compute location, cache
- * write, packing), not tile sizes or annotations.  Keyed by variable name
- * so that traces parsed from records compare with the design space. */
+ * write, packing), not tile sizes or annotations, and its register-tile
+ * class.  Keyed by variable name so that traces parsed from records
+ * compare with the design space. */
 static uint64_t structure_of(const SearchCand *c)
 {
     const TraceProg *t = c->space;
@@ -455,12 +477,13 @@ static uint64_t structure_of(const SearchCand *c)
         int64_t v = in->choices[c->dec[k].n ? c->dec[k].v[0] : 0];
         h = (h ^ (uint64_t)v) * 1099511628211ull;
     }
-    return h;
+    int rc = c->rows ? reg_class(c->rows, c->nrows) : c->reg_class;
+    return (h ^ (uint64_t)(rc + 1)) * 1099511628211ull;
 }
 
 /* The best-predicted unmeasured candidate of each structure met during a
  * round's search (at most MAX_GROUPS structures). */
-enum { MAX_GROUPS = 32 };
+enum { MAX_GROUPS = 64 };
 typedef struct {
     uint64_t key;
     SearchCand best;
