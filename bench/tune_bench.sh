@@ -7,7 +7,8 @@
 # candidates (5-fold over each random-search database, and over all the
 # workload's records pooled), the search's
 # scoring rate (candidates featurised and predicted per second), the
-# trials per second and where the tuner's time went.
+# trials per second and where the tuner's time went, and the same for a
+# guided run on a small kernel (matmul 256^3, TP_TRIALS trials, 128).
 #
 # Usage: bench/tune_bench.sh BUILD_DIR [MAX_TRIALS] [OUTDIR]  (not part of make test)
 # Environment: THREADS (kernel threads while measuring, default 1: on a
@@ -99,6 +100,14 @@ for wl in $workloads; do
       tee -a "$summary"
   done
 done
+# throughput on a small kernel: a guided run on matmul 256^3
+tp=$out/throughput-matmul256
+rm -f "$tp.db" "$tp.db-wal" "$tp.db-shm"
+"$kiln" tune "$root/examples/matmul.yaml" --param M=256 --param N=256 --param K=256 --trials "${TP_TRIALS:-128}" \
+  --seed 1 --threads "$threads" --db "$tp.db" --json --min-time 5 --repeats 3 | tail -n 1 >"$tp.json"
+sed -n 's/.*"new_trials": \([0-9]*\).*"seconds": \([0-9.]*\), "search_seconds": \([0-9.]*\), "measure_seconds": \([0-9.]*\), "model_seconds": \([0-9.]*\), "score_rate": \([0-9]*\).*/\1 \2 \3 \4 \5 \6/p' "$tp.json" |
+  awk '{ printf "throughput matmul 256^3 (guided, %d trials): %.2f trials/s; time: compile+measure %.0f%%, search %.0f%%, cost model %.0f%%, set-up and database %.0f%%; scoring %d candidates/s\n",
+    $1, $1 / $2, 100 * $4 / $2, 100 * $3 / $2, 100 * $5 / $2, 100 * ($2 - $3 - $4 - $5) / $2, $6 }' | tee -a "$summary"
 if command -v gnuplot >/dev/null; then
   n=$(echo $workloads | wc -w)
   {
