@@ -357,6 +357,20 @@ uint64_t ir_rand(uint64_t *rng); /* next 64 random bits */
  * errors point at file:line:col of the text. */
 int sched_apply_text(Schedule *s, const char *text, const char *filename, kiln_error *e);
 char *sched_to_text(const Schedule *s); /* malloc'd; replays to the same schedule */
+/* One call of the text form tokenised by the caller, applied many times
+ * (tune/trace.c replays trace lines so): an argument is an identifier
+ * p[0..len) or, with p NULL, the integer v.  sched_apply_call applies
+ * `names = prim(args)` with the same checks and primitive as
+ * sched_apply_text applies that line, but returns only the error code
+ * (s is then unchanged: apply the line as text for the message). */
+typedef struct SchedArg {
+    const char *p;
+    int len;
+    int64_t v;
+} SchedArg;
+int sched_prim_index(const char *p, int len); /* for sched_apply_call; -1: no such primitive */
+int sched_apply_call(Schedule *s, int prim, const SchedArg *names, int nnames,
+                     const SchedArg *args, int nargs);
 
 /* ================================================================ LoopIR */
 typedef enum { LS_FOR, LS_STORE, LS_BLOCK, LS_IF, LS_ALLOC } LStmtKind;

@@ -43,6 +43,8 @@ typedef struct {
 static int perr(Parser *ps, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int perr(Parser *ps, Loc loc, const char *fmt, ...)
 {
+    if (!ps->e)
+        return KILN_ESYNTAX;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -179,6 +181,15 @@ static const char *tok_desc(const Tok *t, char *buf, size_t n)
     }
 }
 
+/* p[0..len) into out, cut to n - 1 bytes (snprintf's "%.*s"). */
+static void copy_cut(char *out, size_t n, const char *p, size_t len)
+{
+    if (len > n - 1)
+        len = n - 1;
+    memcpy(out, p, len);
+    out[len] = 0;
+}
+
 /* Resolves a loop argument "T.v". */
 static int resolve_loop(Parser *ps, const Tok *t, int *stmt, int *loop)
 {
@@ -187,19 +198,24 @@ static int resolve_loop(Parser *ps, const Tok *t, int *stmt, int *loop)
         return perr(ps, t->loc, "expected a loop name like C.i, got %s",
                     tok_desc(t, buf, sizeof buf));
     char q[256];
-    snprintf(q, sizeof q, "%.*s", t->len, t->p);
-    kiln_error tmp;
-    kiln_error_clear(&tmp);
-    int rc = sched_find_loop(ps->s, q, stmt, loop, &tmp);
-    if (rc)
+    copy_cut(q, sizeof q, t->p, (size_t)t->len);
+    /* the common case finds it: build a message only when there is none */
+    int rc = sched_find_loop(ps->s, q, stmt, loop, NULL);
+    if (rc && ps->e) {
+        kiln_error tmp;
+        kiln_error_clear(&tmp);
+        rc = sched_find_loop(ps->s, q, stmt, loop, &tmp);
         return ir_error(ps->e, rc, ps->file, t->loc, "%s", tmp.msg);
-    return KILN_OK;
+    }
+    return rc;
 }
 
 /* Re-reports a primitive's error at the token it objected to. */
 static int prim_error(Parser *ps, int rc, const kiln_error *tmp, const Tok *prim, const Tok *args,
                       int nargs, const Tok *names, int nnames)
 {
+    if (!ps->e)
+        return rc;
     int a = ps->s->err_arg;
     const Tok *t = prim;
     if (a >= 0 && a < nargs)
@@ -215,14 +231,14 @@ static int result_name(Parser *ps, const Tok *t, int stmt, char *out, size_t n)
     const char *tn = sched_prog(ps->s)->tensors[sched_prog(ps->s)->stmts[stmt].out].name;
     const char *dot = memchr(t->p, '.', (size_t)t->len);
     if (!dot) {
-        snprintf(out, n, "%.*s", t->len, t->p);
+        copy_cut(out, n, t->p, (size_t)t->len);
         return KILN_OK;
     }
     size_t tl = (size_t)(dot - t->p);
     if (tl != strlen(tn) || memcmp(t->p, tn, tl) ||
         memchr(dot + 1, '.', (size_t)(t->p + t->len - dot - 1)))
         return perr(ps, t->loc, "new loop '%.*s' must be named %s.NAME", t->len, t->p, tn);
-    snprintf(out, n, "%.*s", (int)(t->p + t->len - dot - 1), dot + 1);
+    copy_cut(out, n, dot + 1, (size_t)(t->p + t->len - dot - 1));
     return KILN_OK;
 }
 
@@ -242,7 +258,7 @@ static int resolve_tensor(Parser *ps, const Tok *t, int *tensor, int *writer)
     if (t->k != TK_ID || memchr(t->p, '.', (size_t)t->len))
         return perr(ps, t->loc, "expected a tensor name, got %s", tok_desc(t, buf, sizeof buf));
     char tn[128];
-    snprintf(tn, sizeof tn, "%.*s", t->len, t->p);
+    copy_cut(tn, sizeof tn, t->p, (size_t)t->len);
     const Program *p = sched_prog(ps->s);
     int k = find_tensor(p, tn);
     if (k < 0)
@@ -266,6 +282,14 @@ static int one_stmt_loops(Parser *ps, const Tok *args, int n, int *stmt, int *lo
     }
     return KILN_OK;
 }
+
+static const char *const prims[] = {"split",      "fuse",        "reorder",    "parallel",
+                                    "vectorize",  "unroll",      "serial",     "inline",
+                                    "compute_at", "cache_write", "cache_read", "rfactor"};
+#define NPRIMS ((int)(sizeof prims / sizeof *prims))
+
+static int apply_call(Parser *ps, int which, const Tok *prim, const Tok *names, int nnames,
+                      const Tok *args, int nargs, Loc rp_loc);
 
 static int parse_call(Parser *ps)
 {
@@ -304,11 +328,8 @@ static int parse_call(Parser *ps)
     } else {
         prim = first;
     }
-    static const char *const prims[] = {"split",      "fuse",        "reorder",    "parallel",
-                                        "vectorize",  "unroll",      "serial",     "inline",
-                                        "compute_at", "cache_write", "cache_read", "rfactor"};
     int which = -1;
-    for (int i = 0; i < (int)(sizeof prims / sizeof *prims); i++)
+    for (int i = 0; i < NPRIMS; i++)
         if (tok_is(&prim, prims[i]))
             which = i;
     if (which < 0)
@@ -343,10 +364,21 @@ static int parse_call(Parser *ps)
     Tok rp = ps->tok;
     if ((rc = next(ps)))
         return rc;
+    return apply_call(ps, which, &prim, names, nnames, args, nargs, rp.loc);
+}
 
+/* The meaning of one call whose tokens are read: every check, then the
+ * primitive.  ps->e NULL: errors only return their code (the tuner's
+ * fast path, which then replays the line as text for the message). */
+static int apply_call(Parser *ps, int which, const Tok *prim, const Tok *names, int nnames,
+                      const Tok *args, int nargs, Loc rp_loc)
+{
     Schedule *s = ps->s;
-    kiln_error tmp;
-    kiln_error_clear(&tmp);
+    char buf[64];
+    int rc;
+    /* only a caller that wants the message pays for clearing one */
+    kiln_error tmpe, *tmp = ps->e ? &tmpe : NULL;
+    kiln_error_clear(tmp);
     int stmt = -1, loops[MAX_ARGS];
     if (which >= 2 && which <= 8 && nnames)
         return perr(ps, names[0].loc, "'%s' does not return loops", prims[which]);
@@ -365,12 +397,12 @@ static int parse_call(Parser *ps)
     switch (which) {
     case 0: { /* split */
         if (nargs < 1)
-            return perr(ps, rp.loc, "split needs a loop and at least one factor");
+            return perr(ps, rp_loc, "split needs a loop and at least one factor");
         if ((rc = resolve_loop(ps, &args[0], &stmt, &loops[0])))
             return rc;
         int nf = nargs - 1;
         if (nf < 1)
-            return perr(ps, rp.loc, "split needs at least one factor");
+            return perr(ps, rp_loc, "split needs at least one factor");
         int64_t f[MAX_ARGS];
         for (int i = 0; i < nf; i++) {
             if (args[1 + i].k != TK_INT)
@@ -390,12 +422,12 @@ static int parse_call(Parser *ps)
                 return rc;
             nm[i] = nb[i];
         }
-        rc = sched_split(s, stmt, loops[0], nf, f, nnames ? nm : NULL, NULL, &tmp);
+        rc = sched_split(s, stmt, loops[0], nf, f, nnames ? nm : NULL, NULL, tmp);
         break;
     }
     case 1: { /* fuse */
         if (nargs < 2)
-            return perr(ps, rp.loc, "fuse needs at least two loops");
+            return perr(ps, rp_loc, "fuse needs at least two loops");
         if ((rc = one_stmt_loops(ps, args, nargs, &stmt, loops)))
             return rc;
         if (nnames > 1)
@@ -403,15 +435,15 @@ static int parse_call(Parser *ps)
         char nb[128];
         if (nnames && (rc = result_name(ps, &names[0], stmt, nb, sizeof nb)))
             return rc;
-        rc = sched_fuse(s, stmt, nargs, loops, nnames ? nb : NULL, NULL, &tmp);
+        rc = sched_fuse(s, stmt, nargs, loops, nnames ? nb : NULL, NULL, tmp);
         break;
     }
     case 2: /* reorder */
         if (nargs < 1)
-            return perr(ps, rp.loc, "reorder needs at least one loop");
+            return perr(ps, rp_loc, "reorder needs at least one loop");
         if ((rc = one_stmt_loops(ps, args, nargs, &stmt, loops)))
             return rc;
-        rc = sched_reorder(s, stmt, nargs, loops, &tmp);
+        rc = sched_reorder(s, stmt, nargs, loops, tmp);
         break;
     case 3:
     case 4:
@@ -420,16 +452,16 @@ static int parse_call(Parser *ps)
         static const LoopKind kinds[] = {LOOP_PARALLEL, LOOP_VECTORIZED, LOOP_UNROLLED,
                                          LOOP_SERIAL};
         if (nargs != 1)
-            return perr(ps, nargs ? args[1].loc : rp.loc, "%s takes exactly one loop",
+            return perr(ps, nargs ? args[1].loc : rp_loc, "%s takes exactly one loop",
                         prims[which]);
         if ((rc = resolve_loop(ps, &args[0], &stmt, &loops[0])))
             return rc;
-        rc = sched_annotate(s, stmt, loops[0], kinds[which - 3], &tmp);
+        rc = sched_annotate(s, stmt, loops[0], kinds[which - 3], tmp);
         break;
     }
     case 7: { /* inline */
         if (nargs != 1)
-            return perr(ps, nargs ? args[1].loc : rp.loc, "inline takes exactly one tensor name");
+            return perr(ps, nargs ? args[1].loc : rp_loc, "inline takes exactly one tensor name");
         if (args[0].k != TK_ID || memchr(args[0].p, '.', (size_t)args[0].len))
             return perr(ps, args[0].loc, "expected a tensor name, got %s",
                         tok_desc(&args[0], buf, sizeof buf));
@@ -441,12 +473,12 @@ static int parse_call(Parser *ps)
         if (w < 0)
             return ir_error(ps->e, KILN_ESCHEDULE, ps->file, args[0].loc,
                             "cannot inline '%s': it is an input", tn);
-        rc = sched_inline(s, w, &tmp);
+        rc = sched_inline(s, w, tmp);
         break;
     }
     case 8: { /* compute_at(P, C.loop) */
         if (nargs != 2)
-            return perr(ps, nargs > 2 ? args[2].loc : rp.loc,
+            return perr(ps, nargs > 2 ? args[2].loc : rp_loc,
                         "compute_at takes a tensor and a loop: compute_at(T, C.i)");
         int t, w;
         if ((rc = resolve_tensor(ps, &args[0], &t, &w)))
@@ -457,12 +489,12 @@ static int parse_call(Parser *ps)
                             sched_prog(s)->tensors[t].name);
         if ((rc = resolve_loop(ps, &args[1], &stmt, &loops[0])))
             return rc;
-        rc = sched_compute_at(s, w, stmt, loops[0], &tmp);
+        rc = sched_compute_at(s, w, stmt, loops[0], tmp);
         break;
     }
     case 9: { /* [L =] cache_write(T) */
         if (nargs != 1)
-            return perr(ps, nargs ? args[1].loc : rp.loc,
+            return perr(ps, nargs ? args[1].loc : rp_loc,
                         "cache_write takes exactly one tensor name");
         int t, w;
         if ((rc = resolve_tensor(ps, &args[0], &t, &w)))
@@ -471,12 +503,12 @@ static int parse_call(Parser *ps)
             return ir_error(ps->e, KILN_ESCHEDULE, ps->file, args[0].loc,
                             "cannot cache_write '%s': it is an input",
                             sched_prog(s)->tensors[t].name);
-        rc = sched_cache_write(s, w, nnames ? newname : NULL, &tmp);
+        rc = sched_cache_write(s, w, nnames ? newname : NULL, tmp);
         break;
     }
     case 10: { /* [R =] cache_read(T, C [, layout...]) */
         if (nargs < 2)
-            return perr(ps, rp.loc, "cache_read takes a tensor and its consumer: cache_read(B, C)");
+            return perr(ps, rp_loc, "cache_read takes a tensor and its consumer: cache_read(B, C)");
         int t, w, ct, cw;
         if ((rc = resolve_tensor(ps, &args[0], &t, &w)) ||
             (rc = resolve_tensor(ps, &args[1], &ct, &cw)))
@@ -494,24 +526,24 @@ static int parse_call(Parser *ps)
                             tok_desc(&args[2 + i], buf, sizeof buf));
             lay[i] = (int)args[2 + i].v;
         }
-        rc = sched_cache_read(s, t, cw, nnames ? newname : NULL, nl, lay, &tmp);
+        rc = sched_cache_read(s, t, cw, nnames ? newname : NULL, nl, lay, tmp);
         break;
     }
     default: { /* [R =] rfactor(C.k, factor) */
         if (nargs != 2)
-            return perr(ps, nargs > 2 ? args[2].loc : rp.loc,
+            return perr(ps, nargs > 2 ? args[2].loc : rp_loc,
                         "rfactor takes a reduction loop and a factor: rfactor(C.k, 16)");
         if ((rc = resolve_loop(ps, &args[0], &stmt, &loops[0])))
             return rc;
         if (args[1].k != TK_INT)
             return perr(ps, args[1].loc, "expected an integer factor, got %s",
                         tok_desc(&args[1], buf, sizeof buf));
-        rc = sched_rfactor(s, stmt, loops[0], args[1].v, nnames ? newname : NULL, &tmp);
+        rc = sched_rfactor(s, stmt, loops[0], args[1].v, nnames ? newname : NULL, tmp);
         break;
     }
     }
     if (rc)
-        return prim_error(ps, rc, &tmp, &prim, args, nargs, names, nnames);
+        return prim_error(ps, rc, tmp, prim, args, nargs, names, nnames);
     return KILN_OK;
 }
 
@@ -537,6 +569,32 @@ int sched_apply_text(Schedule *s, const char *text, const char *filename, kiln_e
         rc = parse_call(&ps);
     }
     return rc;
+}
+
+int sched_prim_index(const char *p, int len)
+{
+    Tok t = {.k = TK_ID, .p = p, .len = len};
+    for (int i = 0; i < NPRIMS; i++)
+        if (tok_is(&t, prims[i]))
+            return i;
+    return -1;
+}
+
+int sched_apply_call(Schedule *s, int prim, const SchedArg *names, int nnames, const SchedArg *args,
+                     int nargs)
+{
+    if (prim < 0 || prim >= NPRIMS || nnames < 0 || nnames > IR_MAX_DIMS || nargs < 0 ||
+        nargs > MAX_ARGS)
+        return KILN_ESYNTAX;
+    Tok nt[IR_MAX_DIMS + 1], at[MAX_ARGS], pt = {.k = TK_ID, .p = prims[prim]};
+    pt.len = (int)strlen(pt.p);
+    for (int i = 0; i < nnames; i++)
+        nt[i] = (Tok){.k = TK_ID, .p = names[i].p, .len = names[i].len};
+    for (int i = 0; i < nargs; i++)
+        at[i] = args[i].p ? (Tok){.k = TK_ID, .p = args[i].p, .len = args[i].len}
+                          : (Tok){.k = TK_INT, .p = "", .v = args[i].v};
+    Parser ps = {.cur = "", .line = 1, .col = 1, .file = "<schedule>", .s = s, .e = NULL};
+    return apply_call(&ps, prim, &pt, nt, nnames, at, nargs, (Loc){0, 0});
 }
 
 char *sched_to_text(const Schedule *s)

@@ -494,10 +494,140 @@ static Expr *simp_divmod(Simp *c, Expr *e, Expr *x, int64_t d)
     return Q.ok ? lin_build(a, &Q) : rebuild(c, e, x, e->u.op.b, NULL);
 }
 
+/* ------------------------------------------ linear forms, composed
+ * simp() of an i64 ADD, SUB or MUL ends in lin_build of a linear form,
+ * and its parent, when that is ADD/SUB/MUL too, walked the built
+ * expression again with lin_of: in long index sums, most of the work.
+ * simp_arith hands the form itself up instead (an Opnd), and the parent
+ * adds its terms (lin_add_opnd) exactly as lin_of would add those of the
+ * built expression; the expression is only built where it is needed. */
+static bool is_arith(const Expr *e)
+{
+    return e->dt == DT_I64 && (e->kind == EXPR_ADD || e->kind == EXPR_SUB || e->kind == EXPR_MUL);
+}
+
+/* A simplified operand: the expression x, or (lin) the form that
+ * lin_build turns into it (x then built on demand). */
+typedef struct {
+    Expr *x;
+    bool lin;
+    Lin L;
+} Opnd;
+
+static bool simp_arith(Simp *c, Expr *e, Lin *L, Expr **n);
+
+static void simp_opnd(Simp *c, Expr *e, Opnd *o)
+{
+    o->x = NULL;
+    if (is_arith(e))
+        o->lin = simp_arith(c, e, &o->L, &o->x);
+    else {
+        o->lin = false;
+        o->x = simp(c, e);
+    }
+}
+
+static Expr *opnd_expr(Simp *c, Opnd *o)
+{
+    if (!o->x)
+        o->x = lin_build(c->a, &o->L);
+    return o->x;
+}
+
+/* is_int() of the operand's expression (lin_build gives a constant
+ * exactly when no term has a coefficient). */
+static bool opnd_int(const Opnd *o, int64_t *v)
+{
+    if (!o->lin)
+        return is_int(o->x, v);
+    for (int i = 0; i < o->L.n; i++)
+        if (o->L.t[i].coef)
+            return false;
+    *v = o->L.c;
+    return true;
+}
+
+/* lin_of(L, opnd_expr(o), scale).  Adding the terms directly gives the
+ * same terms in the same order when no product can overflow (lin_build
+ * writes negative coefficients as subtractions, which lin_of negates
+ * twice): otherwise the built expression is walked as before. */
+static void lin_add_opnd(Simp *c, Lin *L, Opnd *o, int64_t scale)
+{
+    if (!L->ok)
+        return;
+    bool direct = o->lin && scale != INT64_MIN && o->L.c != INT64_MIN;
+    int64_t k;
+    for (int i = 0; i < o->L.n && direct; i++)
+        direct = !o->L.t[i].coef || (o->L.t[i].coef != INT64_MIN &&
+                                     !__builtin_mul_overflow(o->L.t[i].coef, scale, &k));
+    if (!direct || __builtin_mul_overflow(o->L.c, scale, &k)) {
+        lin_of(L, opnd_expr(c, o), scale);
+        return;
+    }
+    /* a form's atoms are distinct: into an empty form they just append */
+    bool fresh = L->n == 0;
+    for (int i = 0; i < o->L.n && L->ok; i++)
+        if (!o->L.t[i].coef)
+            continue;
+        else if (fresh)
+            L->t[L->n++] = (Term){o->L.t[i].atom, o->L.t[i].coef * scale};
+        else
+            lin_term(L, o->L.t[i].atom, o->L.t[i].coef * scale);
+    if (L->ok && __builtin_add_overflow(L->c, o->L.c * scale, &L->c))
+        L->ok = false;
+}
+
+/* simp(e) for an i64 ADD/SUB/MUL e: true with *L when that is
+ * lin_build(L), false with *n the expression itself. */
+static bool simp_arith(Simp *c, Expr *e, Lin *L, Expr **n)
+{
+    Opnd x, y;
+    simp_opnd(c, e->u.op.a, &x);
+    simp_opnd(c, e->u.op.b, &y);
+    int64_t u, v, r;
+    bool xi = opnd_int(&x, &u), yi = opnd_int(&y, &v);
+    if (xi && yi) {
+        *n = fold_int(e->kind, e->dt, u, v, &r)
+                 ? expr_int(c->a, e->dt, r)
+                 : rebuild(c, e, opnd_expr(c, &x), opnd_expr(c, &y), NULL);
+        return false;
+    }
+    /* as lin_of(L, rebuild(e, x, y), 1) */
+    lin_init(L, 0);
+    switch (e->kind) {
+    case EXPR_ADD:
+        lin_add_opnd(c, L, &x, 1);
+        lin_add_opnd(c, L, &y, 1);
+        break;
+    case EXPR_SUB:
+        lin_add_opnd(c, L, &x, 1);
+        lin_add_opnd(c, L, &y, -1);
+        break;
+    default: /* MUL */
+        if (yi)
+            lin_add_opnd(c, L, &x, v);
+        else if (xi)
+            lin_add_opnd(c, L, &y, u);
+        else
+            lin_term(L, rebuild(c, e, opnd_expr(c, &x), opnd_expr(c, &y), NULL), 1);
+        break;
+    }
+    lin_recombine(L);
+    if (L->ok)
+        return true;
+    *n = rebuild(c, e, opnd_expr(c, &x), opnd_expr(c, &y), NULL);
+    return false;
+}
+
 static Expr *simp(Simp *c, Expr *e)
 {
     Arena *a = c->a;
     int64_t u, v;
+    if (is_arith(e)) {
+        Lin L;
+        Expr *n;
+        return simp_arith(c, e, &L, &n) ? lin_build(a, &L) : n;
+    }
     switch (e->kind) {
     case EXPR_INT:
     case EXPR_FLOAT:

@@ -592,40 +592,95 @@ static double gcd_d(double a, double b)
     return (double)x;
 }
 
+/* A group's moving loops (slope != 0, extent > 1) sorted by slope, ties
+ * in loop order: the order group_footprint adds them in, whatever the
+ * depth (sorting once per group, not once per depth). */
+typedef struct Slopes {
+    double sl[MAXD], ex[MAXD];
+    int p[MAXD];
+    int m;
+    bool nan; /* a NaN slope orders no set consistently: sort per depth */
+} Slopes;
+
+static void group_slopes(const StoreCtx *sc, const Group *g, Slopes *o)
+{
+    o->m = 0;
+    o->nan = false;
+    for (int p = 0; p < sc->cx.n; p++) {
+        double c = fabs(g->a->coef[p]);
+        o->nan |= c != c;
+        if (c == 0 || sc->cx.ext[p] <= 1)
+            continue;
+        int j = o->m++;
+        while (j > 0 && o->sl[j - 1] > c) {
+            o->sl[j] = o->sl[j - 1];
+            o->ex[j] = o->ex[j - 1];
+            o->p[j] = o->p[j - 1];
+            j--;
+        }
+        o->sl[j] = c;
+        o->ex[j] = (double)sc->cx.ext[p];
+        o->p[j] = p;
+    }
+}
+
 /* Distinct elements and cache lines touched by one access group over the
  * innermost `lev` loops.  Loops are added in order of increasing slope:
  * copies of the region so far either overlap (the range grows by the
  * slope each step) or sit apart (the count multiplies); the gcd of the
- * slopes bounds how densely the range can be filled. */
-static void group_footprint(const StoreCtx *sc, const Group *g, int esize, int lev, double *count,
-                            double *lines)
+ * slopes bounds how densely the range can be filled.  so: the group's
+ * slopes (group_slopes). */
+static void group_footprint(const StoreCtx *sc, const Group *g, const Slopes *so, int esize,
+                            int lev, double *count, double *lines)
 {
     double sl[MAXD + 1], ex[MAXD + 1];
     int m = 0;
     int D = sc->cx.n;
-    for (int p = D - lev; p < D; p++) {
-        double c = fabs(g->a->coef[p]);
-        if (c == 0 || sc->cx.ext[p] <= 1)
-            continue;
-        int j = m++;
-        while (j > 0 && sl[j - 1] > c) {
-            sl[j] = sl[j - 1];
-            ex[j] = ex[j - 1];
-            j--;
+    /* the stencil taps of the group count as one more loop, after the
+     * loops of equal slope */
+    bool taps = g->k > 1 && g->omax > g->omin;
+    double tc = taps ? (g->omax - g->omin) / (g->k - 1) : 0;
+    if (so->nan || tc != tc) {
+        /* as the slopes were once sorted: per depth, by insertion */
+        for (int p = D - lev; p < D; p++) {
+            double c = fabs(g->a->coef[p]);
+            if (c == 0 || sc->cx.ext[p] <= 1)
+                continue;
+            int j = m++;
+            while (j > 0 && sl[j - 1] > c) {
+                sl[j] = sl[j - 1];
+                ex[j] = ex[j - 1];
+                j--;
+            }
+            sl[j] = c;
+            ex[j] = (double)sc->cx.ext[p];
         }
-        sl[j] = c;
-        ex[j] = (double)sc->cx.ext[p];
-    }
-    if (g->k > 1 && g->omax > g->omin) {
-        double c = (g->omax - g->omin) / (g->k - 1);
-        int j = m++;
-        while (j > 0 && sl[j - 1] > c) {
-            sl[j] = sl[j - 1];
-            ex[j] = ex[j - 1];
-            j--;
+        if (taps) {
+            int j = m++;
+            while (j > 0 && sl[j - 1] > tc) {
+                sl[j] = sl[j - 1];
+                ex[j] = ex[j - 1];
+                j--;
+            }
+            sl[j] = tc;
+            ex[j] = g->k;
         }
-        sl[j] = c;
-        ex[j] = g->k;
+    } else {
+        for (int i = 0; i < so->m; i++) {
+            if (so->p[i] < D - lev)
+                continue;
+            if (taps && so->sl[i] > tc) {
+                sl[m] = tc;
+                ex[m++] = g->k;
+                taps = false;
+            }
+            sl[m] = so->sl[i];
+            ex[m++] = so->ex[i];
+        }
+        if (taps) {
+            sl[m] = tc;
+            ex[m++] = g->k;
+        }
     }
     double cnt = 1, span = 1, gg = 0, ln = 1;
     for (int i = 0; i < m; i++) {
@@ -762,19 +817,26 @@ static void store_row(Walk *w, const LStmt *st, float *row)
 
     /* footprints of every buffer for every nest depth */
     double fpc[MAXD + 1][MAX_BUF], fpl[MAXD + 1][MAX_BUF];
-    for (int l = 0; l <= D; l++)
-        for (int b = 0; b < sc->nbuf; b++) {
-            const BufStat *bs = &sc->bs[b];
-            double c = 0, ln = 0;
-            for (int g = bs->g0; g < bs->g0 + bs->ng; g++) {
+    for (int b = 0; b < sc->nbuf; b++) {
+        const BufStat *bs = &sc->bs[b];
+        double c[MAXD + 1], ln[MAXD + 1];
+        for (int l = 0; l <= D; l++)
+            c[l] = ln[l] = 0;
+        for (int g = bs->g0; g < bs->g0 + bs->ng; g++) {
+            Slopes so;
+            group_slopes(sc, &groups[g], &so);
+            for (int l = 0; l <= D; l++) {
                 double gc, gl;
-                group_footprint(sc, &groups[g], bs->esize, l, &gc, &gl);
-                c += gc;
-                ln += gl;
+                group_footprint(sc, &groups[g], &so, bs->esize, l, &gc, &gl);
+                c[l] += gc;
+                ln[l] += gl;
             }
-            fpc[l][b] = dmin(c, bs->numel);
-            fpl[l][b] = dmin(ln, ceil(bs->numel * bs->esize / LINE));
         }
+        for (int l = 0; l <= D; l++) {
+            fpc[l][b] = dmin(c[l], bs->numel);
+            fpl[l][b] = dmin(ln[l], ceil(bs->numel * bs->esize / LINE));
+        }
+    }
 
     /* 3. buffers, most bytes first (ties: more distinct bytes, then index) */
     int order[MAX_BUF];

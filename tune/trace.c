@@ -9,9 +9,12 @@
  *   auto_unroll(C, u)
  *   inline(T) if keep
  *
- * Plain lines go to sched_apply_text (ir/sched_text.c) once their
- * variables are replaced by decided values, so a trace can use every
- * primitive the text form knows.  Sampling reads loop extents from the
+ * A plain line means what sched_apply_text (ir/sched_text.c) makes of it
+ * once its variables are replaced by decided values, so a trace can use
+ * every primitive the text form knows; lines of the usual shape are
+ * tokenised once at parse time and replayed through sched_apply_call
+ * (same checks, same primitive), the rest and every error go through the
+ * text (see "the fast path").  Sampling reads loop extents from the
  * schedule as it stands at that line.  Randomness only ever comes from the
  * caller's explicit state. */
 #include <ctype.h>
@@ -424,6 +427,206 @@ static int add_seg(TInst *in, const char *lit, size_t n, int samp, int elem)
     return sg->lit ? KILN_OK : KILN_ENOMEM;
 }
 
+/* ------------------------------------------------------ the fast path
+ * Applying a plain line used to mean printing it with its values and
+ * parsing it again (a third of scoring a candidate).  A line whose text
+ * is a clean `names = prim(args)` is tokenised once here instead; each
+ * argument is a literal identifier or integer, or a sampled variable (a
+ * whole argument: a categorical's value, one factor, or a tile's inner
+ * factors, which become several arguments).  trace_apply hands the
+ * arguments to sched_apply_call, the same checks and primitive as the
+ * text path.  Anything unusual (a token the schedule text would read
+ * differently or reject, `;`, a variable inside a token) keeps the text
+ * path, and so does every error: the line is then applied as text, which
+ * gives exactly the old message (a failed call leaves the schedule as it
+ * was). */
+#define CALL_MAX_ARGS 64 /* sched_text.c's MAX_ARGS */
+
+typedef struct TArg {
+    SchedArg a; /* a.p NULL and samp >= 0: a sampled variable */
+    int samp, elem;
+} TArg;
+
+struct TCall {
+    int prim;
+    int nnames, nargs; /* nargs: TArgs; nvals: arguments after expansion */
+    int nvals;
+    SchedArg names[IR_MAX_DIMS];
+    TArg args[CALL_MAX_ARGS];
+};
+
+enum { CT_ID, CT_INT, CT_SLOT, CT_LP, CT_RP, CT_COMMA, CT_EQ };
+
+typedef struct CTok {
+    int k;
+    const char *p;
+    int len;
+    int64_t v;
+    int samp, elem;
+} CTok;
+
+static bool id_start(char c)
+{
+    return c == '_' || isalpha((unsigned char)c);
+}
+
+/* Tokens of a TI_PRIM line as ir/sched_text.c would read them once the
+ * variables are substituted; false where that is not certain. */
+static bool call_tokens(const TInst *in, CTok *tk, int max, int *n)
+{
+    *n = 0;
+    for (int sg = 0; sg < in->nsegs; sg++) {
+        const char *c = in->segs[sg].lit;
+        bool slot_next = in->segs[sg].samp >= 0;
+        while (*c) {
+            char ch = *c;
+            if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v') {
+                c++;
+                continue;
+            }
+            if (*n == max)
+                return false;
+            CTok *t = &tk[(*n)++];
+            memset(t, 0, sizeof *t);
+            t->p = c;
+            if (id_start(ch)) {
+                const char *q = c;
+                for (;;) {
+                    while (idc(*q))
+                        q++;
+                    if (*q != '.')
+                        break;
+                    if (!id_start(q[1]))
+                        return false;
+                    q++;
+                }
+                t->k = CT_ID;
+                t->len = (int)(q - c);
+                c = q;
+                if (!*c && slot_next) /* the value would join the name */
+                    return false;
+                continue;
+            }
+            if (isdigit((unsigned char)ch) || (ch == '-' && isdigit((unsigned char)c[1]))) {
+                const char *q = c + (ch == '-');
+                int64_t v = 0;
+                for (; isdigit((unsigned char)*q); q++) {
+                    if (v > (INT64_MAX - (*q - '0')) / 10)
+                        return false;
+                    v = v * 10 + (*q - '0');
+                }
+                if (idc(*q) || (!*q && slot_next))
+                    return false;
+                t->k = CT_INT;
+                t->v = ch == '-' ? -v : v;
+                t->len = (int)(q - c);
+                c = q;
+                continue;
+            }
+            switch (ch) {
+            case '(':
+                t->k = CT_LP;
+                break;
+            case ')':
+                t->k = CT_RP;
+                break;
+            case ',':
+                t->k = CT_COMMA;
+                break;
+            case '=':
+                t->k = CT_EQ;
+                break;
+            default:
+                return false;
+            }
+            c++;
+        }
+        if (slot_next) {
+            if (*n == max)
+                return false;
+            tk[(*n)++] = (CTok){.k = CT_SLOT, .samp = in->segs[sg].samp, .elem = in->segs[sg].elem};
+        }
+    }
+    return true;
+}
+
+/* How many arguments a variable use becomes. */
+static int slot_values(const TraceProg *t, int samp, int elem)
+{
+    const TInst *si = samp_inst(t, samp);
+    return si->kind == TI_TILE && elem < 0 ? si->n - 1 : 1;
+}
+
+/* Sets in->call when the line has the fast path's shape (else leaves it
+ * NULL: the text path).  Fails only for want of memory. */
+static int build_call(const TraceProg *t, TInst *in)
+{
+    CTok tk[2 * CALL_MAX_ARGS + 2 * IR_MAX_DIMS + 8];
+    int n, i = 0;
+    if (!call_tokens(in, tk, (int)(sizeof tk / sizeof *tk), &n) || n < 3 || tk[0].k != CT_ID)
+        return KILN_OK;
+    struct TCall *c = calloc(1, sizeof *c);
+    if (!c)
+        return KILN_ENOMEM;
+    if (tk[1].k == CT_COMMA || tk[1].k == CT_EQ) {
+        for (;;) {
+            if (i >= n || tk[i].k != CT_ID || c->nnames == IR_MAX_DIMS)
+                goto text;
+            c->names[c->nnames++] = (SchedArg){tk[i].p, tk[i].len, 0};
+            i++;
+            if (i < n && tk[i].k == CT_COMMA) {
+                i++;
+                continue;
+            }
+            if (i < n && tk[i].k == CT_EQ) {
+                i++;
+                break;
+            }
+            goto text;
+        }
+    }
+    if (i >= n || tk[i].k != CT_ID || (c->prim = sched_prim_index(tk[i].p, tk[i].len)) < 0)
+        goto text;
+    if (++i >= n || tk[i].k != CT_LP)
+        goto text;
+    if (++i < n && tk[i].k != CT_RP) {
+        for (;;) {
+            if (i >= n || c->nargs == CALL_MAX_ARGS)
+                goto text;
+            TArg *a = &c->args[c->nargs++];
+            a->samp = -1;
+            a->elem = -1;
+            if (tk[i].k == CT_ID) {
+                a->a = (SchedArg){tk[i].p, tk[i].len, 0};
+                c->nvals++;
+            } else if (tk[i].k == CT_INT) {
+                a->a = (SchedArg){NULL, 0, tk[i].v};
+                c->nvals++;
+            } else if (tk[i].k == CT_SLOT) {
+                int nv = slot_values(t, tk[i].samp, tk[i].elem);
+                if (nv < 1) /* `split(C.i, )`: the text path's error */
+                    goto text;
+                a->samp = tk[i].samp;
+                a->elem = tk[i].elem;
+                c->nvals += nv;
+            } else
+                goto text;
+            if (++i < n && tk[i].k == CT_COMMA) {
+                i++;
+                continue;
+            }
+            break;
+        }
+    }
+    if (i != n - 1 || tk[i].k != CT_RP || c->nvals > CALL_MAX_ARGS)
+        goto text;
+    in->call = c;
+    return KILN_OK;
+text:
+    free(c);
+    return KILN_OK;
+}
+
 /* A plain schedule line: split into literal pieces and variable uses. */
 static int parse_prim(Ps *ps, int line, const char *base, const char *text)
 {
@@ -478,7 +681,9 @@ static int parse_prim(Ps *ps, int line, const char *base, const char *text)
         } else
             c++;
     }
-    return add_seg(in, lit, (size_t)(c - lit), -1, -1);
+    if ((rc = add_seg(in, lit, (size_t)(c - lit), -1, -1)))
+        return rc;
+    return build_call(ps->t, in);
 }
 
 /* One line (comment already split off into `comment`). */
@@ -711,6 +916,7 @@ void trace_prog_free(TraceProg *t)
         for (int k = 0; k < in->nsegs; k++)
             free(in->segs[k].lit);
         free(in->segs);
+        free(in->call);
         free(in->var);
         free(in->target);
     }
@@ -793,8 +999,7 @@ char *trace_to_text(const TraceProg *t, const TDec *dec)
                 static const char *const ops[] = {"==", "!=", "<", "<=", ">", ">="};
                 sb_printf(&sb, " if %s %s %lld", g, ops[in->guard_op - TG_EQ],
                           (long long)in->guard_val);
-            }
-            else
+            } else
                 sb_printf(&sb, " if %s", g);
         }
         sb_printf(&sb, "\n");
@@ -923,6 +1128,38 @@ static bool tile_valid(const TInst *in, const TDec *d, int64_t extent)
     return prod == extent && (in->max_inner <= 0 || d->v[d->n - 1] <= in->max_inner);
 }
 
+/* The fast path of a plain line; an error (any) leaves s unchanged. */
+static int apply_call(const TraceProg *t, const struct TCall *c, Schedule *s, const TDec *dec)
+{
+    SchedArg args[CALL_MAX_ARGS];
+    int n = 0;
+    for (int i = 0; i < c->nargs; i++) {
+        const TArg *a = &c->args[i];
+        if (a->samp < 0) {
+            args[n++] = a->a;
+            continue;
+        }
+        /* the values print_value would print */
+        const TInst *si = samp_inst(t, a->samp);
+        const TDec *d = &dec[a->samp];
+        int64_t v[TRACE_MAX_TILE];
+        int nv = 0;
+        if (si->kind == TI_CAT)
+            v[nv++] = si->choices[d->n ? d->v[0] : 0];
+        else if (a->elem >= 0)
+            v[nv++] = d->n ? d->v[a->elem] : 1;
+        else
+            for (int k = 1; k < si->n; k++)
+                v[nv++] = d->n ? d->v[k] : 1;
+        for (int k = 0; k < nv; k++) {
+            if (v[k] == INT64_MIN) /* too large for the text form: its error */
+                return KILN_ESYNTAX;
+            args[n++] = (SchedArg){NULL, 0, v[k]};
+        }
+    }
+    return sched_apply_call(s, c->prim, c->names, c->nnames, args, n);
+}
+
 int trace_apply(const TraceProg *t, Schedule *s, TDec *dec, bool *active, uint64_t *rng,
                 kiln_error *e)
 {
@@ -994,6 +1231,11 @@ int trace_apply(const TraceProg *t, Schedule *s, TDec *dec, bool *active, uint64
             break;
         }
         case TI_PRIM: {
+            if (in->call && apply_call(t, in->call, s, dec) == KILN_OK) {
+                if (in->guard >= 0 && in->inline_tensor >= 0 && in->inline_tensor < 256)
+                    cond_inl[in->inline_tensor / 64] |= (uint64_t)1 << (in->inline_tensor % 64);
+                break;
+            }
             sb.len = 0;
             if (sb.s)
                 sb.s[0] = 0;

@@ -43,6 +43,8 @@ typedef struct TSeg {
     int samp, elem;
 } TSeg;
 
+struct TCall; /* trace.c: a TI_PRIM line tokenised once */
+
 typedef struct TInst {
     TInstKind kind;
     int line;   /* in the source text (1-based) */
@@ -50,6 +52,7 @@ typedef struct TInst {
     int samp;   /* sampling: index of its decision */
     TSeg *segs; /* TI_PRIM */
     int nsegs;
+    struct TCall *call;   /* TI_PRIM: applied without re-parsing; NULL: as text */
     int stmts[4], nstmts; /* TI_PRIM / TI_TILE / TI_AUTO_*: tensors whose statements
                            * it touches (skipped when one of them is inlined) */
     int guard;            /* samp of an `if VAR` guard, -1 none */
