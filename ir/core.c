@@ -510,6 +510,21 @@ static void sb_append(StrBuf *sb, const char *p, size_t n)
     }
 }
 
+const char *ir_fmt_ll(char buf[24], long long v)
+{
+    /* digits right to left; the magnitude as unsigned (LLONG_MIN) */
+    unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    int k = 23;
+    buf[k] = 0;
+    do {
+        buf[--k] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    if (v < 0)
+        buf[--k] = '-';
+    return buf + k;
+}
+
 /* Formats made of literal text, %s, %d, %lld and %% only (every name,
  * loop and schedule line is printed that way, thousands of times per
  * tuner scoring pass) skip vsnprintf; the output is the same.  Returns
@@ -552,16 +567,8 @@ static bool sb_fast(StrBuf *sb, const char *fmt, va_list ap)
                 v = va_arg(ap, long long);
                 f += 4;
             }
-            /* digits right to left; the magnitude as unsigned (LLONG_MIN) */
-            unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-            int k = (int)sizeof num;
-            do {
-                num[--k] = (char)('0' + m % 10);
-                m /= 10;
-            } while (m);
-            if (v < 0)
-                num[--k] = '-';
-            sb_append(sb, num + k, sizeof num - (size_t)k);
+            const char *d = ir_fmt_ll(num, v);
+            sb_append(sb, d, (size_t)(num + sizeof num - 1 - d));
         }
     }
     if (!sb->s) /* an empty result still leaves a string, as vsnprintf would */

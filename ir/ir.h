@@ -164,6 +164,8 @@ typedef struct {
     size_t len, cap;
 } StrBuf;
 void sb_printf(StrBuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v in decimal, written at the end of buf (NUL-terminated); returns its start. */
+const char *ir_fmt_ll(char buf[24], long long v);
 void sb_free(StrBuf *sb);
 void expr_to_sb(StrBuf *sb, const Expr *e, BufName bn, void *ctx);
 

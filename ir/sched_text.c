@@ -599,10 +599,20 @@ int sched_apply_call(Schedule *s, int prim, const SchedArg *names, int nnames, c
 
 char *sched_to_text(const Schedule *s)
 {
-    StrBuf sb = {0};
+    /* one allocation: every scored candidate is printed (and hashed) */
+    size_t total = 0;
     for (int i = 0; i < s->log.n; i++)
-        sb_printf(&sb, "%s\n", (const char *)s->log.v[i]);
-    if (!sb.s)
-        return calloc(1, 1);
-    return sb.s;
+        total += strlen((const char *)s->log.v[i]) + 1;
+    char *out = malloc(total + 1);
+    if (!out)
+        return NULL;
+    size_t at = 0;
+    for (int i = 0; i < s->log.n; i++) {
+        size_t k = strlen((const char *)s->log.v[i]);
+        memcpy(out + at, s->log.v[i], k);
+        out[at + k] = '\n';
+        at += k + 1;
+    }
+    out[at] = 0;
+    return out;
 }

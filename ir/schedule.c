@@ -118,6 +118,45 @@ static void log_line(Schedule *s, StrBuf *sb)
     sb_free(sb);
 }
 
+/* A log line assembled on the stack: split and reorder run for every
+ * scored candidate, and a heap StrBuf per line was a tenth of applying a
+ * trace.  A line too long for the buffer continues in a StrBuf. */
+typedef struct {
+    char b[512];
+    size_t n;
+    StrBuf sb; /* in use once b overflowed */
+} Line;
+
+static void line_put(Line *l, const char *p)
+{
+    size_t k = strlen(p);
+    if (!l->sb.s && l->n + k < sizeof l->b) {
+        memcpy(l->b + l->n, p, k);
+        l->n += k;
+        return;
+    }
+    if (!l->sb.s)
+        sb_printf(&l->sb, "%.*s", (int)l->n, l->b);
+    sb_printf(&l->sb, "%s", p);
+}
+
+static void line_int(Line *l, long long v)
+{
+    char num[24];
+    line_put(l, ir_fmt_ll(num, v));
+}
+
+static void line_log(Schedule *s, Line *l)
+{
+    if (l->sb.s) {
+        log_line(s, &l->sb);
+        return;
+    }
+    char *line = arena_strndup(s->arena, l->b, l->n);
+    if (line)
+        ptrvec_push(s->arena, &s->log, line);
+}
+
 /* Grows the loop and relation arrays so that `nl` more loops and one more
  * relation fit.  Only capacity changes: no observable state. */
 static bool reserve(Schedule *s, StmtSched *st, int nl)
@@ -522,15 +561,25 @@ int sched_split(Schedule *s, int stmt, int loop, int nf, const int64_t *factors,
     st->order = order;
     st->norder = n;
 
-    StrBuf sb = {0};
+    Line ln;
+    ln.n = 0;
+    ln.sb = (StrBuf){0};
     const char *t = stmt_tensor(s, stmt);
-    for (int i = 0; i <= nf; i++)
-        sb_printf(&sb, "%s%s.%s", i ? ", " : "", t, nm[i]);
-    sb_printf(&sb, " = split(%s", q);
-    for (int i = 0; i < nf; i++)
-        sb_printf(&sb, ", %lld", (long long)factors[i]);
-    sb_printf(&sb, ")");
-    log_line(s, &sb);
+    for (int i = 0; i <= nf; i++) {
+        if (i)
+            line_put(&ln, ", ");
+        line_put(&ln, t);
+        line_put(&ln, ".");
+        line_put(&ln, nm[i]);
+    }
+    line_put(&ln, " = split(");
+    line_put(&ln, q);
+    for (int i = 0; i < nf; i++) {
+        line_put(&ln, ", ");
+        line_int(&ln, (long long)factors[i]);
+    }
+    line_put(&ln, ")");
+    line_log(s, &ln);
     return KILN_OK;
 }
 
@@ -614,13 +663,23 @@ int sched_fuse(Schedule *s, int stmt, int n, const int *loops, const char *name,
     st->order = order;
     st->norder = k;
 
-    StrBuf sb = {0};
+    Line ln;
+    ln.n = 0;
+    ln.sb = (StrBuf){0};
     const char *t = stmt_tensor(s, stmt);
-    sb_printf(&sb, "%s.%s = fuse(", t, nm);
-    for (int i = 0; i < n; i++)
-        sb_printf(&sb, "%s%s.%s", i ? ", " : "", t, st->loops[loops[i]].name);
-    sb_printf(&sb, ")");
-    log_line(s, &sb);
+    line_put(&ln, t);
+    line_put(&ln, ".");
+    line_put(&ln, nm);
+    line_put(&ln, " = fuse(");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            line_put(&ln, ", ");
+        line_put(&ln, t);
+        line_put(&ln, ".");
+        line_put(&ln, st->loops[loops[i]].name);
+    }
+    line_put(&ln, ")");
+    line_log(s, &ln);
     return KILN_OK;
 }
 
@@ -670,15 +729,19 @@ int sched_reorder(Schedule *s, int stmt, int n, const int *loops, kiln_error *e)
     }
     st->order = order;
 
-    StrBuf sb = {0};
-    sb_printf(&sb, "reorder(");
+    Line ln;
+    ln.n = 0;
+    ln.sb = (StrBuf){0};
+    line_put(&ln, "reorder(");
     for (int i = 0; i < n; i++) {
         char q[160];
         qname(s, stmt, loops[i], q, sizeof q);
-        sb_printf(&sb, "%s%s", i ? ", " : "", q);
+        if (i)
+            line_put(&ln, ", ");
+        line_put(&ln, q);
     }
-    sb_printf(&sb, ")");
-    log_line(s, &sb);
+    line_put(&ln, ")");
+    line_log(s, &ln);
     return KILN_OK;
 }
 
@@ -753,10 +816,15 @@ int sched_annotate(Schedule *s, int stmt, int loop, LoopKind kind, kiln_error *e
         s->err_arg = -1;
         return ir_error(e, KILN_EINVAL, NULL, (Loc){0, 0}, "bad loop kind %d", (int)kind);
     }
-    StrBuf sb = {0};
-    sb_printf(&sb, "%s(%s)", kind_verb(kind), q);
-    char *line = arena_strdup(s->arena, sb.s);
-    sb_free(&sb);
+    Line ln;
+    ln.n = 0;
+    ln.sb = (StrBuf){0};
+    line_put(&ln, kind_verb(kind));
+    line_put(&ln, "(");
+    line_put(&ln, q);
+    line_put(&ln, ")");
+    char *line = ln.sb.s ? arena_strdup(s->arena, ln.sb.s) : arena_strndup(s->arena, ln.b, ln.n);
+    sb_free(&ln.sb);
     if (!line)
         return oom(s, e);
     l->kind = kind;

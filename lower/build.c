@@ -914,6 +914,15 @@ static LStmt *inl_stmt(const Inl *in, LStmt *s)
 int lower_inline(const LowerCtx *cx, const LFunc *f, LFunc **out)
 {
     const Program *p = cx->p;
+    /* Only loads of an inlined statement's tensor change: with none, the
+     * walk below would hand back f->body itself (scoring's common case). */
+    bool any = false;
+    for (int i = 0; i < p->nstmts && !any; i++)
+        any = cx->s->st[i].inlined;
+    if (!any) {
+        *out = lower_copy_func(cx->a, f, f->body);
+        return *out ? KILN_OK : ir_error(cx->e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");
+    }
     Inl in = {cx, arena_alloc(cx->a, sizeof(Expr *) * (size_t)(p->nstmts + 1))};
     if (!in.full)
         return ir_error(cx->e, KILN_ENOMEM, NULL, (Loc){0, 0}, "out of memory");

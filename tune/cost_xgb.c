@@ -96,7 +96,9 @@ void tune_xgb_aggregate(const float *rows, int nrows, int row_len, float *out)
             if (v > 0) /* most slots are 0: skip the exp2 (it runs per scored candidate) */
                 s += tune_unslog(v);
         }
-        sum[i] = tune_slog(s);
+        /* tune_slog(0) is log2(1) = +0, which the memset already wrote */
+        if (s != 0)
+            sum[i] = tune_slog(s);
     }
     out[2 * L] = tune_slog(nrows);
 }
