@@ -499,17 +499,18 @@ static int score(Tuner *T, SearchCand *c, int n, bool predict, kiln_error *e)
 }
 
 /* A candidate's structure (a "sketch" in Ansor's terms): the values of
- * the categoricals that guard lines (inline, compute location, cache
- * write, packing), not tile sizes or annotations, and its register-tile
- * class.  Keyed by variable name so that traces parsed from records
- * compare with the design space. */
+ * its categoricals (those that guard lines: inline, compute location,
+ * cache write, packing; and the vector width), not tile sizes, unroll or
+ * parallel annotations, and its register-tile class.  Keyed by variable
+ * name so that traces parsed from records compare with the design space. */
 static uint64_t structure_of(const SearchCand *c)
 {
     const TraceProg *t = c->space;
     uint64_t h = 1469598103934665603ull;
     for (int k = 0; k < t->nsamp; k++) {
         const TInst *in = &t->v[t->samp_inst[k]];
-        if (in->kind != TI_CAT || in->role != ROLE_INLINE || in->nchoices < 2)
+        if (in->kind != TI_CAT || in->role == ROLE_UNROLL || in->role == ROLE_PARALLEL ||
+            in->nchoices < 2)
             continue;
         for (const char *q = in->var; *q; q++)
             h = (h ^ (unsigned char)*q) * 1099511628211ull;
@@ -522,7 +523,7 @@ static uint64_t structure_of(const SearchCand *c)
 
 /* The best-predicted unmeasured candidate of each structure met during a
  * round's search (at most MAX_GROUPS structures). */
-enum { MAX_GROUPS = 64 };
+enum { MAX_GROUPS = 128 };
 typedef struct {
     uint64_t key;
     SearchCand best;
