@@ -823,6 +823,12 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double tune_sort_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return v[n / 2];
+}
+
 static void fail(TuneMeasureReply *rep, TuneMeasureStatus st, const char *prefix,
                  const kiln_error *e)
 {
@@ -980,8 +986,7 @@ void tune_real_work(void *ctx, TuneWorkerIO *io, const TuneMeasureRequest *req,
     rep->ntimes = o.repeats;
     double sorted[TUNE_MAX_REPEATS];
     memcpy(sorted, rep->times_ms, sizeof(double) * (size_t)o.repeats);
-    qsort(sorted, (size_t)o.repeats, sizeof(double), cmp_double);
-    rep->median_ms = sorted[o.repeats / 2];
+    rep->median_ms = tune_sort_median(sorted, o.repeats);
     rep->gflops = rep->median_ms > 0 ? ir_program_flops(p) / (rep->median_ms * 1e-3) / 1e9 : 0;
     rep->status = TUNE_MEASURE_OK;
     rep->message[0] = 0;

@@ -144,6 +144,9 @@ TuneIoStatus tune_frame_write(int fd, uint32_t kind, const void *payload, size_t
 TuneIoStatus tune_frame_read(int fd, double deadline, uint32_t *kind, TuneBytes *payload);
 /* Monotonic clock, seconds. */
 double tune_now(void);
+/* Sorts v[0..n) ascending and returns v[n / 2]: the median of timed
+ * repeats as every timing in kiln reports it (n > 0). */
+double tune_sort_median(double *v, int n);
 
 /* ------------------------------------------------------------- worker */
 

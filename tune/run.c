@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/runtime.h"
+#include "tune/measure.h"
 #include "tune/tune.h"
 
 char *tune_read_file(const char *path)
@@ -166,12 +167,6 @@ bool tune_compare(const Program *p, const TuneArgs *got, const TuneArgs *want, d
     return ok;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int kiln_run(const kiln_schedule *s, const kiln_run_options *opts, kiln_run_result *res,
              kiln_error *e)
 {
@@ -253,8 +248,7 @@ int kiln_run(const kiln_schedule *s, const kiln_run_options *opts, kiln_run_resu
             number = want_n > (long)(number * 1.618) ? want_n : (long)(number * 1.618) + 1;
         }
     }
-    qsort(times, (size_t)o.repeats, sizeof(double), cmp_double);
-    r.median_ms = times[o.repeats / 2] * 1e3;
+    r.median_ms = tune_sort_median(times, o.repeats) * 1e3;
     free(times);
     r.gflops = r.median_ms > 0 ? ir_program_flops(p) / (r.median_ms * 1e-3) / 1e9 : 0;
 done:

@@ -359,12 +359,6 @@ static void report_progress(Tuner *T, double last_gflops)
     T->o.progress(&pr, T->o.progress_ctx);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* A candidate that beats the best so far is timed a second time before
  * its record is written, and the record keeps both sets of repeats with
  * their median: the best of hundreds of noisy measurements is otherwise
@@ -389,8 +383,7 @@ static int confirm_best(Tuner *T, TuneMeasureRequest *req, TuneMeasureReply *rep
             sorted[n++] = rep->times_ms[i];
     if (!n)
         return KILN_OK;
-    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
-    rep->median_ms = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    rep->median_ms = tune_sort_median(sorted, n);
     rep->gflops = flops / (rep->median_ms * 1e6);
     return KILN_OK;
 }
