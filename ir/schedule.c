@@ -146,13 +146,23 @@ static void line_int(Line *l, long long v)
     line_put(l, ir_fmt_ll(num, v));
 }
 
+static void line_init(Line *l)
+{
+    l->n = 0; /* b is left as it is: only b[0..n) is ever read */
+    l->sb = (StrBuf){0};
+}
+
+/* The finished line in the schedule's arena (NULL: out of memory). */
+static char *line_end(Schedule *s, Line *l)
+{
+    char *line = l->sb.s ? arena_strdup(s->arena, l->sb.s) : arena_strndup(s->arena, l->b, l->n);
+    sb_free(&l->sb);
+    return line;
+}
+
 static void line_log(Schedule *s, Line *l)
 {
-    if (l->sb.s) {
-        log_line(s, &l->sb);
-        return;
-    }
-    char *line = arena_strndup(s->arena, l->b, l->n);
+    char *line = line_end(s, l);
     if (line)
         ptrvec_push(s->arena, &s->log, line);
 }
@@ -562,8 +572,7 @@ int sched_split(Schedule *s, int stmt, int loop, int nf, const int64_t *factors,
     st->norder = n;
 
     Line ln;
-    ln.n = 0;
-    ln.sb = (StrBuf){0};
+    line_init(&ln);
     const char *t = stmt_tensor(s, stmt);
     for (int i = 0; i <= nf; i++) {
         if (i)
@@ -664,8 +673,7 @@ int sched_fuse(Schedule *s, int stmt, int n, const int *loops, const char *name,
     st->norder = k;
 
     Line ln;
-    ln.n = 0;
-    ln.sb = (StrBuf){0};
+    line_init(&ln);
     const char *t = stmt_tensor(s, stmt);
     line_put(&ln, t);
     line_put(&ln, ".");
@@ -730,8 +738,7 @@ int sched_reorder(Schedule *s, int stmt, int n, const int *loops, kiln_error *e)
     st->order = order;
 
     Line ln;
-    ln.n = 0;
-    ln.sb = (StrBuf){0};
+    line_init(&ln);
     line_put(&ln, "reorder(");
     for (int i = 0; i < n; i++) {
         char q[160];
@@ -817,14 +824,12 @@ int sched_annotate(Schedule *s, int stmt, int loop, LoopKind kind, kiln_error *e
         return ir_error(e, KILN_EINVAL, NULL, (Loc){0, 0}, "bad loop kind %d", (int)kind);
     }
     Line ln;
-    ln.n = 0;
-    ln.sb = (StrBuf){0};
+    line_init(&ln);
     line_put(&ln, kind_verb(kind));
     line_put(&ln, "(");
     line_put(&ln, q);
     line_put(&ln, ")");
-    char *line = ln.sb.s ? arena_strdup(s->arena, ln.sb.s) : arena_strndup(s->arena, ln.b, ln.n);
-    sb_free(&ln.sb);
+    char *line = line_end(s, &ln);
     if (!line)
         return oom(s, e);
     l->kind = kind;

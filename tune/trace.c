@@ -927,18 +927,31 @@ void trace_prog_free(TraceProg *t)
 }
 
 /* ------------------------------------------------------------ printing */
-static void print_value(StrBuf *sb, const TraceProg *t, const TDec *dec, int samp, int elem)
+/* The values a use of sampled variable samp stands for in a plain line:
+ * a categorical's choice, one tile factor (elem >= 0), or a tile's inner
+ * factors (elem < 0: all but the outermost).  Returns how many. */
+static int used_values(const TraceProg *t, const TDec *dec, int samp, int elem,
+                       int64_t v[TRACE_MAX_TILE])
 {
     const TInst *si = samp_inst(t, samp);
     const TDec *d = &dec[samp];
-    if (si->kind == TI_CAT) {
-        sb_printf(sb, "%lld", (long long)si->choices[d->n ? d->v[0] : 0]);
-    } else if (elem >= 0) {
-        sb_printf(sb, "%lld", (long long)(d->n ? d->v[elem] : 1));
-    } else {
+    int n = 0;
+    if (si->kind == TI_CAT)
+        v[n++] = si->choices[d->n ? d->v[0] : 0];
+    else if (elem >= 0)
+        v[n++] = d->n ? d->v[elem] : 1;
+    else
         for (int k = 1; k < si->n; k++)
-            sb_printf(sb, "%s%lld", k > 1 ? ", " : "", (long long)(d->n ? d->v[k] : 1));
-    }
+            v[n++] = d->n ? d->v[k] : 1;
+    return n;
+}
+
+static void print_value(StrBuf *sb, const TraceProg *t, const TDec *dec, int samp, int elem)
+{
+    int64_t v[TRACE_MAX_TILE];
+    int n = used_values(t, dec, samp, elem, v);
+    for (int k = 0; k < n; k++)
+        sb_printf(sb, "%s%lld", k ? ", " : "", (long long)v[k]);
 }
 
 char *trace_to_text(const TraceProg *t, const TDec *dec)
@@ -1139,18 +1152,8 @@ static int apply_call(const TraceProg *t, const struct TCall *c, Schedule *s, co
             args[n++] = a->a;
             continue;
         }
-        /* the values print_value would print */
-        const TInst *si = samp_inst(t, a->samp);
-        const TDec *d = &dec[a->samp];
         int64_t v[TRACE_MAX_TILE];
-        int nv = 0;
-        if (si->kind == TI_CAT)
-            v[nv++] = si->choices[d->n ? d->v[0] : 0];
-        else if (a->elem >= 0)
-            v[nv++] = d->n ? d->v[a->elem] : 1;
-        else
-            for (int k = 1; k < si->n; k++)
-                v[nv++] = d->n ? d->v[k] : 1;
+        int nv = used_values(t, dec, a->samp, a->elem, v);
         for (int k = 0; k < nv; k++) {
             if (v[k] == INT64_MIN) /* too large for the text form: its error */
                 return KILN_ESYNTAX;
